@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Starts (or reuses) a throwaway PostgreSQL from Debian's packages for the tests,
+# on 127.0.0.1:$PGPORT, trust auth, database tollgate_test. Prints its URL.
+# Usage: .ci/postgres.sh start | stop
+set -euo pipefail
+PGPORT="${TOLLGATE_TEST_PGPORT:-55432}"
+PGDATA="${TOLLGATE_TEST_PGDATA:-/tmp/tollgate-pg-$PGPORT}"
+URL="postgres://postgres@127.0.0.1:$PGPORT/tollgate_test"
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+case "${1:-start}" in
+  start)
+    if [ -z "$bin" ] || [ ! -x "$bin/pg_ctl" ]; then
+      echo "installing postgresql from Debian's packages" >&2
+      apt_install=(apt-get install -y --no-install-recommends postgresql)
+      if [ "$(id -u)" = 0 ]; then apt-get update -qq >&2 && "${apt_install[@]}" >&2; else sudo apt-get update -qq >&2 && sudo "${apt_install[@]}" >&2; fi
+      bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+    fi
+    if ! as_pg "$bin/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+      if [ ! -f "$PGDATA/PG_VERSION" ]; then
+        mkdir -p "$PGDATA"
+        [ "$(id -u)" = 0 ] && chown postgres:postgres "$PGDATA"
+        as_pg "$bin/initdb" -D "$PGDATA" --auth=trust -U postgres >/dev/null
+      fi
+      as_pg "$bin/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
+        -o "-p $PGPORT -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >&2
+    fi
+    as_pg "$bin/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -tAc \
+      "SELECT 1 FROM pg_database WHERE datname='tollgate_test'" | grep -q 1 \
+      || as_pg "$bin/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres tollgate_test
+    echo "$URL"
+    ;;
+  reset)
+    as_pg "$bin/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qc "DROP DATABASE IF EXISTS tollgate_test WITH (FORCE)" >&2
+    as_pg "$bin/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres tollgate_test
+    echo "$URL"
+    ;;
+  stop)
+    [ -n "$bin" ] && as_pg "$bin/pg_ctl" -D "$PGDATA" -m fast stop >&2 || true
+    ;;
+esac

@@ -1,0 +1,471 @@
+//! Configuration: LiteLLM's `config.yaml`, parsed, then validated, then turned into runtime types.
+
+pub mod demo;
+pub mod env;
+pub mod litellm;
+pub mod providers;
+
+use crate::secret::Secret;
+use env::{Env, Resolved};
+use litellm::{OneOrMany, RawConfig, RawFallbacks, RawLitellmParams, RawModelEntry};
+use providers::Family;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+/// A config that cannot be used: names the file, the field and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {path}: {reason}")]
+pub struct ConfigError {
+    pub file: String,
+    pub path: String,
+    pub reason: String,
+}
+
+/// The runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: String,
+    pub deployments: Vec<DeploymentConfig>,
+    pub router: RouterConfig,
+    pub drop_params: bool,
+    pub master_key: Option<Secret>,
+    pub database_url: Option<String>,
+    /// Keys read but not acted on yet, and deployments that could not be used, each with its path.
+    pub warnings: Vec<String>,
+}
+
+/// Retries, timeouts and fallbacks (from `router_settings`, or `litellm_settings` as LiteLLM also accepts).
+#[derive(Debug, Clone, Default)]
+pub struct RouterConfig {
+    pub num_retries: u32,
+    pub timeout: Option<Duration>,
+    pub stream_timeout: Option<Duration>,
+    /// Lower bound for the wait before a retry.
+    pub retry_after: Duration,
+    pub fallbacks: HashMap<String, Vec<String>>,
+    pub context_window_fallbacks: HashMap<String, Vec<String>>,
+    pub default_fallbacks: Vec<String>,
+}
+
+/// One deployment: a model group member that a request can be sent to.
+#[derive(Debug, Clone)]
+pub struct DeploymentConfig {
+    pub id: String,
+    pub model_name: String,
+    /// The provider prefix as configured (`openai`, `groq`, `bedrock`, …).
+    pub provider: &'static str,
+    pub family: Family,
+    /// The model id sent upstream.
+    pub upstream_model: String,
+    pub api_base: Option<String>,
+    pub api_key: Option<Secret>,
+    pub api_version: Option<String>,
+    pub organization: Option<String>,
+    pub extra_headers: BTreeMap<String, String>,
+    pub aws: AwsParams,
+    pub weight: f64,
+    pub timeout: Option<Duration>,
+    pub stream_timeout: Option<Duration>,
+    pub num_retries: Option<u32>,
+    pub drop_params: Option<bool>,
+    pub demo_chunk_delay: Duration,
+    /// Request parameters set in `litellm_params`: defaults for every request.
+    pub defaults: Map<String, Value>,
+    pub model_info: ModelInfo,
+    /// Set when the deployment cannot be called (e.g. its key names an unset variable); calls fail with it.
+    pub unusable: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AwsParams {
+    pub access_key_id: Option<Secret>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub role_name: Option<String>,
+    pub session_name: Option<String>,
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+#[allow(dead_code)] // max_input_tokens, base_model and other are served by /model/info (management API).
+pub struct ModelInfo {
+    pub mode: Option<String>,
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    pub max_input_tokens: Option<u64>,
+    pub max_output_tokens: Option<u64>,
+    pub base_model: Option<String>,
+    pub other: Map<String, Value>,
+}
+
+impl ModelInfo {
+    pub fn is_embedding(&self) -> bool {
+        self.mode.as_deref() == Some("embedding")
+    }
+}
+
+impl fmt::Display for DeploymentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}/{})", self.model_name, self.provider, self.upstream_model)
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load_file(path: &Path, env_override: Option<Env>) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        path: "(file)".into(),
+        reason: e.to_string(),
+    })?;
+    load_str(&text, &file, env_override)
+}
+
+/// Parses, validates and builds a config from YAML text; `file` names it in errors.
+pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Config, ConfigError> {
+    let err = |path: String, reason: String| ConfigError {
+        file: file.to_string(),
+        path,
+        reason,
+    };
+    let mut ignored: Vec<String> = Vec::new();
+    let raw: RawConfig = if text.trim().is_empty() {
+        RawConfig::default()
+    } else {
+        let de = serde_yaml::Deserializer::from_str(text);
+        let mut on_ignored = |p: serde_ignored::Path<'_>| ignored.push(field_path(&p));
+        let de = serde_ignored::Deserializer::new(de, &mut on_ignored);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            // serde_yaml appends its own location; keep the reason readable.
+            err(if path == "." { "(document)".into() } else { path }, inner)
+        })?
+    };
+    let mut warnings: Vec<String> = ignored
+        .into_iter()
+        .map(|p| format!("{p}: not supported yet by Tollgate; ignored"))
+        .collect();
+
+    let env = env_override.unwrap_or_else(|| {
+        Env::with_overlay(
+            raw.environment_variables
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.0.clone()))
+                .collect(),
+        )
+    });
+
+    let mut deployments = Vec::new();
+    for (i, entry) in raw.model_list.iter().enumerate() {
+        let path = format!("model_list[{i}]");
+        match build_deployment(entry, &path, &env, &mut warnings) {
+            Ok(Some(d)) => deployments.push(d),
+            Ok(None) => {}
+            Err((p, reason)) => return Err(err(p, reason)),
+        }
+    }
+    let mut seen = HashMap::new();
+    for (i, d) in deployments.iter().enumerate() {
+        if let Some(prev) = seen.insert(d.id.clone(), i) {
+            return Err(err(
+                format!("model_list (deployment {})", d.model_name),
+                format!("model_info.id {:?} is used by two deployments (#{prev} and #{i})", d.id),
+            ));
+        }
+    }
+
+    let rs = raw.router_settings.unwrap_or_default();
+    let ls = raw.litellm_settings.unwrap_or_default();
+    let secs = |v: Option<f64>, path: &str| -> Result<Option<Duration>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+            Some(s) => Err(err(path.into(), format!("must be a positive number of seconds, got {s}"))),
+        }
+    };
+    let fallbacks = |a: Option<RawFallbacks>, b: Option<RawFallbacks>| {
+        let mut m: HashMap<String, Vec<String>> = HashMap::new();
+        for rule in a.into_iter().flatten().chain(b.into_iter().flatten()) {
+            for (k, v) in rule {
+                m.entry(k).or_default().extend(v.into_vec());
+            }
+        }
+        m
+    };
+    let router = RouterConfig {
+        num_retries: rs.num_retries.or(ls.num_retries).unwrap_or(0),
+        timeout: match secs(rs.timeout, "router_settings.timeout")? {
+            Some(t) => Some(t),
+            None => match secs(ls.request_timeout, "litellm_settings.request_timeout")? {
+                Some(t) => Some(t),
+                None => secs(ls.timeout, "litellm_settings.timeout")?,
+            },
+        },
+        stream_timeout: secs(rs.stream_timeout, "router_settings.stream_timeout")?,
+        retry_after: secs(rs.retry_after, "router_settings.retry_after")?.unwrap_or_default(),
+        fallbacks: fallbacks(rs.fallbacks, ls.fallbacks),
+        context_window_fallbacks: fallbacks(rs.context_window_fallbacks, ls.context_window_fallbacks),
+        default_fallbacks: rs
+            .default_fallbacks
+            .or(ls.default_fallbacks)
+            .map(OneOrMany::into_vec)
+            .unwrap_or_default(),
+    };
+    if let Some(strategy) = rs.routing_strategy.as_deref() {
+        if strategy != "simple-shuffle" {
+            warnings.push(format!(
+                "router_settings.routing_strategy: {strategy:?} is not supported yet; using weighted random (simple-shuffle)"
+            ));
+        }
+    }
+    let groups: std::collections::HashSet<&str> = deployments.iter().map(|d| d.model_name.as_str()).collect();
+    let mut check_targets = |what: &str, map: &HashMap<String, Vec<String>>| {
+        for (from, to) in map {
+            for t in to.iter().chain(std::iter::once(from)) {
+                if !groups.contains(t.as_str()) {
+                    warnings.push(format!("router_settings.{what}: model group {t:?} is not configured"));
+                }
+            }
+        }
+    };
+    check_targets("fallbacks", &router.fallbacks);
+    check_targets("context_window_fallbacks", &router.context_window_fallbacks);
+    for t in &router.default_fallbacks {
+        if !groups.contains(t.as_str()) {
+            warnings.push(format!("router_settings.default_fallbacks: model group {t:?} is not configured"));
+        }
+    }
+
+    let gs = raw.general_settings.unwrap_or_default();
+    let master_key = match gs.master_key.as_deref().map(|k| env.resolve(k)) {
+        None => None,
+        Some(Resolved::Value(v)) => Some(Secret::new(v)),
+        Some(Resolved::MissingVar(name)) => {
+            return Err(err(
+                "general_settings.master_key".into(),
+                format!("names environment variable {name}, which is not set"),
+            ))
+        }
+    };
+    if let Some(k) = &master_key {
+        if !k.expose().starts_with("sk-") {
+            return Err(err(
+                "general_settings.master_key".into(),
+                "must start with \"sk-\" (as LiteLLM requires)".into(),
+            ));
+        }
+    }
+    let database_url = match gs.database_url.as_deref().map(|k| env.resolve(k)) {
+        None => None,
+        Some(Resolved::Value(v)) => Some(v),
+        Some(Resolved::MissingVar(name)) => {
+            warnings.push(format!(
+                "general_settings.database_url: environment variable {name} is not set; using the default store"
+            ));
+            None
+        }
+    };
+
+    Ok(Config {
+        source: file.to_string(),
+        deployments,
+        router,
+        drop_params: ls.drop_params.unwrap_or(false),
+        master_key,
+        database_url,
+        warnings,
+    })
+}
+
+type FieldError = (String, String);
+
+/// A field path as users read it: `model_list[3].litellm_params.rpm`.
+fn field_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => {
+            let head = field_path(parent);
+            if head.is_empty() {
+                key.to_string()
+            } else {
+                format!("{head}.{key}")
+            }
+        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => field_path(parent),
+    }
+}
+
+fn build_deployment(
+    entry: &RawModelEntry,
+    path: &str,
+    env: &Env,
+    warnings: &mut Vec<String>,
+) -> Result<Option<DeploymentConfig>, FieldError> {
+    let p: &RawLitellmParams = &entry.litellm_params;
+    if entry.model_name.trim().is_empty() {
+        return Err((format!("{path}.model_name"), "must not be empty".into()));
+    }
+    if p.model.trim().is_empty() {
+        return Err((format!("{path}.litellm_params.model"), "must not be empty".into()));
+    }
+    let (spec, upstream_model) = match providers::split_model(&p.model, p.custom_llm_provider.as_deref()) {
+        Ok(v) => v,
+        Err(unknown) => {
+            warnings.push(format!(
+                "{path}.litellm_params.model: provider of {:?} ({unknown}) is not supported yet; deployment {:?} skipped",
+                p.model, entry.model_name
+            ));
+            return Ok(None);
+        }
+    };
+    let mut unusable: Option<String> = None;
+    let mut resolve = |field: &str, raw: Option<&String>| -> Option<String> {
+        match env.resolve(raw?) {
+            Resolved::Value(v) => Some(v),
+            Resolved::MissingVar(name) => {
+                let msg = format!("litellm_params.{field} names environment variable {name}, which is not set");
+                warnings.push(format!("{path}.litellm_params.{field}: environment variable {name} is not set; deployment {:?} will fail until it is", entry.model_name));
+                unusable.get_or_insert(msg);
+                None
+            }
+        }
+    };
+    let api_base = resolve("api_base", p.api_base.as_ref().or(p.base_url.as_ref()))
+        .or_else(|| spec.base_env.and_then(|v| env.get(v)))
+        .or_else(|| spec.default_api_base.map(str::to_string))
+        .map(|b| b.trim_end_matches('/').to_string());
+    let api_key = resolve("api_key", p.api_key.as_ref())
+        .or_else(|| spec.key_env.iter().find_map(|v| env.get(v)))
+        .map(Secret::new);
+    let api_version = resolve("api_version", p.api_version.as_ref()).or_else(|| env.get("AZURE_API_VERSION"));
+    let aws = AwsParams {
+        access_key_id: resolve("aws_access_key_id", p.aws_access_key_id.as_ref()).map(Secret::new),
+        secret_access_key: resolve("aws_secret_access_key", p.aws_secret_access_key.as_ref()).map(Secret::new),
+        session_token: resolve("aws_session_token", p.aws_session_token.as_ref()).map(Secret::new),
+        region: resolve("aws_region_name", p.aws_region_name.as_ref()),
+        profile: resolve("aws_profile_name", p.aws_profile_name.as_ref()),
+        role_name: resolve("aws_role_name", p.aws_role_name.as_ref()),
+        session_name: resolve("aws_session_name", p.aws_session_name.as_ref()),
+        endpoint: resolve("aws_bedrock_runtime_endpoint", p.aws_bedrock_runtime_endpoint.as_ref())
+            .or_else(|| env.get("AWS_BEDROCK_RUNTIME_ENDPOINT")),
+    };
+    let organization = resolve("organization", p.organization.as_ref());
+    let extra_headers = p
+        .extra_headers
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| resolve(&format!("extra_headers.{k}"), Some(v)).map(|v| (k.clone(), v)))
+        .collect();
+
+    match spec.family {
+        Family::Azure if api_base.is_none() => {
+            return Err((
+                format!("{path}.litellm_params.api_base"),
+                "azure/ deployments need api_base (or AZURE_API_BASE)".into(),
+            ))
+        }
+        Family::Azure if api_version.is_none() => {
+            return Err((
+                format!("{path}.litellm_params.api_version"),
+                "azure/ deployments need api_version (or AZURE_API_VERSION)".into(),
+            ))
+        }
+        Family::OpenAiCompatible if api_base.is_none() => {
+            return Err((
+                format!("{path}.litellm_params.api_base"),
+                format!("{}/ deployments need api_base", spec.prefix),
+            ))
+        }
+        _ => {}
+    }
+    if let Some(base) = &api_base {
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err((
+                format!("{path}.litellm_params.api_base"),
+                format!("must be an http:// or https:// URL, got {base:?}"),
+            ));
+        }
+    }
+    let weight = p.weight.unwrap_or(1.0);
+    if !(weight.is_finite() && weight >= 0.0) {
+        return Err((format!("{path}.litellm_params.weight"), format!("must be a number ≥ 0, got {weight}")));
+    }
+    let secs = |v: Option<f64>, field: &str| -> Result<Option<Duration>, FieldError> {
+        match v {
+            None => Ok(None),
+            Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+            Some(s) => Err((
+                format!("{path}.litellm_params.{field}"),
+                format!("must be a positive number of seconds, got {s}"),
+            )),
+        }
+    };
+    let info = entry.model_info.as_ref();
+    let id = match info.and_then(|i| i.id.as_ref()) {
+        Some(id) if !id.0.trim().is_empty() => id.0.clone(),
+        _ => stable_id(&entry.model_name, &p.model, api_base.as_deref(), p.aws_region_name.as_deref()),
+    };
+    let model_info = info
+        .map(|i| ModelInfo {
+            mode: i.mode.clone(),
+            input_cost_per_token: i.input_cost_per_token,
+            output_cost_per_token: i.output_cost_per_token,
+            max_input_tokens: i.max_input_tokens.or(i.max_tokens),
+            max_output_tokens: i.max_output_tokens,
+            base_model: i.base_model.clone(),
+            other: i.other.clone(),
+        })
+        .unwrap_or_default();
+    if let Some(mode) = model_info.mode.as_deref() {
+        if !matches!(mode, "chat" | "completion" | "embedding") {
+            warnings.push(format!(
+                "{path}.model_info.mode: {mode:?} is not supported yet; the deployment is served as chat"
+            ));
+        }
+    }
+    Ok(Some(DeploymentConfig {
+        id,
+        model_name: entry.model_name.clone(),
+        provider: spec.prefix,
+        family: spec.family,
+        upstream_model,
+        api_base,
+        api_key,
+        api_version,
+        organization,
+        extra_headers,
+        aws,
+        weight,
+        timeout: secs(p.timeout, "timeout")?,
+        stream_timeout: secs(p.stream_timeout, "stream_timeout")?,
+        num_retries: p.num_retries.or(p.max_retries),
+        drop_params: p.drop_params,
+        demo_chunk_delay: Duration::from_millis(p.demo_chunk_delay_ms.unwrap_or(12)),
+        defaults: p.request_defaults(),
+        model_info,
+        unusable,
+    }))
+}
+
+/// A deployment id that every Tollgate process computes alike for the same config entry.
+fn stable_id(model_name: &str, model: &str, api_base: Option<&str>, region: Option<&str>) -> String {
+    let mut h = Sha256::new();
+    for part in [model_name, model, api_base.unwrap_or(""), region.unwrap_or("")] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+#[cfg(test)]
+mod tests;

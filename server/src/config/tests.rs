@@ -1,0 +1,116 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Env {
+    Env::with_overlay(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+}
+
+fn load(yaml: &str) -> Result<Config, ConfigError> {
+    load_str(yaml, "test.yaml", Some(env(&[("TG_KEY", "sk-from-env"), ("OPENAI_API_KEY", "sk-openai")])))
+}
+
+#[test]
+fn genai_gateway_default_config_loads_unchanged() {
+    let text = include_str!("../../tests/fixtures/genai-gateway-default-config.yaml");
+    let cfg = load_str(text, "default-config.yaml", Some(env(&[("LITELLM_MASTER_KEY", "sk-master")])))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<_> = cfg.deployments.iter().map(|d| d.model_name.as_str()).collect();
+    assert!(names.contains(&"anthropic.claude-3-5-sonnet-20240620-v1:0"));
+    assert!(names.contains(&"gpt-4o"));
+    assert!(names.contains(&"github/llama-3.1-8b-instant"));
+    assert_eq!(cfg.router.default_fallbacks, ["anthropic.claude-3-haiku-20240307-v1:0"]);
+    assert_eq!(cfg.router.fallbacks["gpt-4o"], ["anthropic.claude-3-5-sonnet-20240620-v1:0"]);
+    assert!(cfg.drop_params);
+    let w = cfg.warnings.join("\n");
+    for expected in [
+        "litellm_settings.cache:",
+        "litellm_settings.success_callback:",
+        "router_settings.enable_pre_call_check:",
+        "router_settings.routing_strategy:",
+        "guardrails:",
+        "general_settings.store_model_in_db:",
+        "model_list[6].tpm:",
+        "cohere/command-r-plus",
+        "vertex_ai/gemini-1.5-pro",
+        "OPENAI_API_KEY is not set",
+    ] {
+        assert!(w.contains(expected), "missing warning {expected:?} in:\n{w}");
+    }
+    // Unset provider keys make a deployment fail at call time, not at start.
+    let gpt = cfg.deployments.iter().find(|d| d.model_name == "gpt-4o").map(|d| d.unusable.clone());
+    assert!(matches!(gpt, Some(Some(_))));
+    assert_eq!(cfg.master_key.as_ref().map(|k| k.expose()), Some("sk-master"));
+}
+
+#[test]
+fn wrong_values_name_file_field_and_reason() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      weight: heavy\n", "model_list[0].litellm_params.weight", "invalid type"),
+        ("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      weight: -1\n", "model_list[0].litellm_params.weight", "≥ 0"),
+        ("model_list:\n  - model_name: a\n", "model_list[0]", "litellm_params"),
+        ("model_list:\n  - model_name: a\n    litellm_params:\n      model: hosted_vllm/x\n", "model_list[0].litellm_params.api_base", "need api_base"),
+        ("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      api_base: ftp://x\n", "model_list[0].litellm_params.api_base", "http"),
+        ("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      timeout: 0\n", "model_list[0].litellm_params.timeout", "positive"),
+        ("router_settings:\n  num_retries: many\n", "router_settings.num_retries", "invalid type"),
+        ("router_settings:\n  timeout: -3\n", "router_settings.timeout", "positive"),
+        ("general_settings:\n  master_key: os.environ/TG_UNSET_MASTER\n", "general_settings.master_key", "not set"),
+        ("general_settings:\n  master_key: hunter2\n", "general_settings.master_key", "sk-"),
+        ("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n    model_info:\n      id: same\n  - model_name: b\n    litellm_params:\n      model: openai/y\n    model_info:\n      id: same\n", "model_list", "used by two"),
+        ("model_list: [\n", "model_list", "did not find expected"),
+    ];
+    for (yaml, path, reason) in cases {
+        let e = match load(yaml) {
+            Ok(_) => panic!("accepted:\n{yaml}"),
+            Err(e) => e,
+        };
+        assert_eq!(e.file, "test.yaml");
+        assert!(e.path.starts_with(path), "path {:?} for:\n{yaml}", e.path);
+        assert!(e.reason.contains(reason), "reason {:?} for:\n{yaml}", e.reason);
+    }
+}
+
+#[test]
+fn settings_are_read_from_router_or_litellm_settings() {
+    let cfg = load(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n  - model_name: b\n    litellm_params: {model: openai/y}\nlitellm_settings:\n  num_retries: 3\n  request_timeout: 7\n  fallbacks: [{a: [b]}]\n  context_window_fallbacks: [{a: b}]\n  default_fallbacks: b\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.router.num_retries, 3);
+    assert_eq!(cfg.router.timeout, Some(Duration::from_secs(7)));
+    assert_eq!(cfg.router.fallbacks["a"], ["b"]);
+    assert_eq!(cfg.router.context_window_fallbacks["a"], ["b"]);
+    assert_eq!(cfg.router.default_fallbacks, ["b"]);
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+}
+
+#[test]
+fn deployments_resolve_env_defaults_and_ids() {
+    let cfg = load(
+        "model_list:\n  - model_name: g\n    litellm_params:\n      model: openai/gpt-4o\n      temperature: 0.2\n      weight: 3\n  - model_name: g\n    litellm_params:\n      model: azure/dep\n      api_base: https://x.openai.azure.com/\n      api_key: os.environ/TG_KEY\n      api_version: '2024-06-01'\n    model_info:\n      id: 42\n      mode: chat\n      team: blue\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (a, b) = (&cfg.deployments[0], &cfg.deployments[1]);
+    assert_eq!(a.api_key.as_ref().map(|k| k.expose()), Some("sk-openai"));
+    assert_eq!(a.api_base.as_deref(), Some("https://api.openai.com/v1"));
+    assert_eq!(a.defaults.get("temperature"), Some(&serde_json::json!(0.2)));
+    assert_eq!(a.weight, 3.0);
+    assert_eq!(a.id.len(), 16);
+    assert_eq!(b.id, "42");
+    assert_eq!(b.api_base.as_deref(), Some("https://x.openai.azure.com"));
+    assert_eq!(b.api_key.as_ref().map(|k| k.expose()), Some("sk-from-env"));
+    assert_eq!(b.model_info.other.get("team"), Some(&serde_json::json!("blue")));
+    // The same entry gives the same id in every process.
+    let again = load("model_list:\n  - model_name: g\n    litellm_params:\n      model: openai/gpt-4o\n").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.deployments[0].id, a.id);
+}
+
+#[test]
+fn unknown_keys_are_warned_with_their_path_never_dropped_silently() {
+    let cfg = load(
+        "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      aws_regoin_name: typo\nlitellm_settings:\n  set_verbose: true\nfoo: 1\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let w = cfg.warnings.join("\n");
+    assert!(w.contains("model_list[0].litellm_params.aws_regoin_name"), "{w}");
+    assert!(w.contains("litellm_settings.set_verbose"), "{w}");
+    assert!(w.contains("foo"), "{w}");
+}

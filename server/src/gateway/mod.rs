@@ -1,0 +1,5 @@
+//! The provider-neutral core a request passes through.
+
+pub mod pipeline;
+pub mod router;
+pub mod types;

@@ -1,0 +1,433 @@
+//! The steps one model request passes through, in order: gateway parameters →
+//! route (retries, fallbacks) → provider call → usage and cost → request log.
+//! Surfaces parse into the neutral request before, and render the result after.
+
+use super::router::{CallOptions, Deployment, RouteError, Routed};
+use super::types::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage};
+use crate::auth::AuthContext;
+use crate::logs::{now_ms, RequestLog};
+use crate::providers::{ChunkStream, ErrorKind, ProviderError};
+use crate::state::AppState;
+use futures::{Stream, StreamExt};
+use serde_json::{Map, Value};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub enum GatewayError {
+    /// The request is not acceptable as sent.
+    Invalid { message: String, param: Option<String> },
+    Route(RouteError),
+}
+
+/// Where a routed call went, for response headers.
+#[derive(Debug, Clone)]
+pub struct RouteInfo {
+    pub model_group: String,
+    pub deployment_id: String,
+    pub provider: &'static str,
+    pub upstream_model: String,
+    pub api_base: Option<String>,
+    pub retries: usize,
+    pub fallbacks_used: usize,
+}
+
+/// Who called and how, for the log.
+pub struct CallMeta<'a> {
+    pub auth: &'a AuthContext,
+    pub request_id: String,
+    pub surface: &'static str,
+}
+
+/// Gateway-level fields a caller may put in the body (LiteLLM's names); they are never sent upstream.
+struct GatewayParams {
+    opts: CallOptions,
+    drop_params: Option<bool>,
+    metadata: Option<Value>,
+}
+
+fn take_gateway_params(extra: &mut Map<String, Value>, stream: bool) -> Result<GatewayParams, GatewayError> {
+    let invalid = |param: &str, what: &str| GatewayError::Invalid {
+        message: format!("Invalid value for '{param}': expected {what}"),
+        param: Some(param.to_string()),
+    };
+    let fallbacks = match extra.remove("fallbacks") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) => Some(
+            a.into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    Value::Object(o) => o
+                        .get("model")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .ok_or_else(|| invalid("fallbacks", "a list of model names")),
+                    _ => Err(invalid("fallbacks", "a list of model names")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => return Err(invalid("fallbacks", "a list of model names")),
+    };
+    let num_retries = match extra.remove("num_retries") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| invalid("num_retries", "a non-negative integer"))?,
+        ),
+    };
+    let timeout = match extra.remove("timeout").or_else(|| extra.remove("request_timeout")) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_f64()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| invalid("timeout", "a positive number of seconds"))?,
+        ),
+    };
+    let drop_params = match extra.remove("drop_params") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(b),
+        Some(_) => return Err(invalid("drop_params", "a boolean")),
+    };
+    // LiteLLM's `metadata` is for the gateway's logs, not the upstream.
+    let metadata = extra.remove("metadata");
+    Ok(GatewayParams { opts: CallOptions { fallbacks, num_retries, timeout, stream }, drop_params, metadata })
+}
+
+/// The request as this deployment should receive it: its model id, its defaults.
+fn for_deployment(req: &ChatRequest, d: &Deployment) -> ChatRequest {
+    let mut out = if d.config.defaults.is_empty() {
+        req.clone()
+    } else {
+        let mut v = serde_json::to_value(req).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            for (k, dv) in &d.config.defaults {
+                if m.get(k).is_none_or(Value::is_null) {
+                    m.insert(k.clone(), dv.clone());
+                }
+            }
+        }
+        serde_json::from_value(v).unwrap_or_else(|_| req.clone())
+    };
+    out.model = d.config.upstream_model.clone();
+    out
+}
+
+fn cost(d: &Deployment, usage: &Usage) -> f64 {
+    let info = &d.config.model_info;
+    usage.prompt_tokens as f64 * info.input_cost_per_token.unwrap_or(0.0)
+        + usage.completion_tokens as f64 * info.output_cost_per_token.unwrap_or(0.0)
+}
+
+fn route_info<T>(r: &Routed<T>) -> RouteInfo {
+    RouteInfo {
+        model_group: r.model_group.clone(),
+        deployment_id: r.deployment.config.id.clone(),
+        provider: r.deployment.config.provider,
+        upstream_model: r.deployment.config.upstream_model.clone(),
+        api_base: r.deployment.config.api_base.clone(),
+        retries: r.attempts.len(),
+        fallbacks_used: r.fallbacks_used,
+    }
+}
+
+fn base_log(meta: &CallMeta<'_>, call_type: &'static str, model: &str, stream: bool, metadata: Option<Value>) -> RequestLog {
+    RequestLog {
+        request_id: meta.request_id.clone(),
+        started_at_ms: now_ms(),
+        call_type,
+        surface: meta.surface,
+        api_key_hash: meta.auth.key_hash.clone(),
+        key_alias: meta.auth.key_alias.clone(),
+        model_requested: model.to_string(),
+        stream,
+        metadata,
+        ..Default::default()
+    }
+}
+
+fn fill_success<T>(log: &mut RequestLog, r: &Routed<T>) {
+    log.model_group = Some(r.model_group.clone());
+    log.deployment_id = Some(r.deployment.config.id.clone());
+    log.provider = Some(r.deployment.config.provider.to_string());
+    log.upstream_model = Some(r.deployment.config.upstream_model.clone());
+    log.attempts = r.attempts.len() as u32 + 1;
+    log.fallbacks_used = r.fallbacks_used as u32;
+}
+
+fn log_failure(state: &AppState, mut log: RequestLog, started: Instant, err: &GatewayError) {
+    log.ended_at_ms = now_ms();
+    log.latency_ms = started.elapsed().as_millis() as u64;
+    log.outcome = "error";
+    match err {
+        GatewayError::Invalid { message, .. } => {
+            log.status_code = 400;
+            log.error = Some(message.clone());
+        }
+        GatewayError::Route(RouteError::UnknownModel(m)) => {
+            log.status_code = 400;
+            log.error = Some(format!("unknown model {m}"));
+        }
+        GatewayError::Route(RouteError::Failed { attempts, .. }) => {
+            log.attempts = attempts.len() as u32;
+            log.status_code = attempts.last().and_then(|a| a.error.status).unwrap_or(502);
+            log.error = Some(
+                attempts
+                    .iter()
+                    .map(|a| format!("{}: {}", a.model_group, a.error))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+        }
+    }
+    state.logs.send(log);
+}
+
+/// A non-streamed chat answer.
+pub async fn chat(
+    state: &AppState,
+    meta: CallMeta<'_>,
+    mut req: ChatRequest,
+) -> Result<(ChatResponse, RouteInfo), GatewayError> {
+    let started = Instant::now();
+    let gp = take_gateway_params(&mut req.extra, false);
+    let mut log = base_log(&meta, "chat", &req.model, false, None);
+    let gp = match gp {
+        Ok(gp) => gp,
+        Err(e) => {
+            log_failure(state, log, started, &e);
+            return Err(e);
+        }
+    };
+    log.metadata = gp.metadata.clone();
+    let drop_default = state.router.drop_params;
+    let req = Arc::new(req);
+    let result = state
+        .router
+        .route(&req.model, &gp.opts, |dep, _| {
+            let req = Arc::clone(&req);
+            let drop_params = gp.drop_params.or(dep.config.drop_params).unwrap_or(drop_default);
+            async move { dep.provider.chat(for_deployment(&req, &dep), drop_params).await }
+        })
+        .await;
+    match result {
+        Ok(routed) => {
+            let info = route_info(&routed);
+            fill_success(&mut log, &routed);
+            let usage = routed.value.usage.clone().unwrap_or_default();
+            log.prompt_tokens = usage.prompt_tokens;
+            log.completion_tokens = usage.completion_tokens;
+            log.spend = cost(&routed.deployment, &usage);
+            log.status_code = 200;
+            log.outcome = "success";
+            log.ended_at_ms = now_ms();
+            log.latency_ms = started.elapsed().as_millis() as u64;
+            state.logs.send(log);
+            Ok((routed.value, info))
+        }
+        Err(e) => {
+            let e = GatewayError::Route(e);
+            log_failure(state, log, started, &e);
+            Err(e)
+        }
+    }
+}
+
+/// A streamed chat answer. Nothing is committed until the first upstream chunk
+/// has arrived, so a failure before it can still retry or fall back.
+pub async fn chat_stream(
+    state: &AppState,
+    meta: CallMeta<'_>,
+    mut req: ChatRequest,
+) -> Result<(LoggedStream, RouteInfo), GatewayError> {
+    let started = Instant::now();
+    let include_usage = req.include_usage();
+    let gp = take_gateway_params(&mut req.extra, true);
+    let mut log = base_log(&meta, "chat", &req.model, true, None);
+    let gp = match gp {
+        Ok(gp) => gp,
+        Err(e) => {
+            log_failure(state, log, started, &e);
+            return Err(e);
+        }
+    };
+    log.metadata = gp.metadata.clone();
+    let drop_default = state.router.drop_params;
+    let req = Arc::new(req);
+    let result = state
+        .router
+        .route(&req.model, &gp.opts, |dep, _| {
+            let req = Arc::clone(&req);
+            let drop_params = gp.drop_params.or(dep.config.drop_params).unwrap_or(drop_default);
+            async move {
+                let mut s = dep.provider.chat_stream(for_deployment(&req, &dep), drop_params).await?;
+                match s.next().await {
+                    Some(Ok(first)) => Ok((first, s)),
+                    Some(Err(e)) => Err(e),
+                    None => Err(ProviderError::new(
+                        ErrorKind::BadResponse,
+                        "the upstream closed the stream before sending anything",
+                    )),
+                }
+            }
+        })
+        .await;
+    match result {
+        Ok(routed) => {
+            let info = route_info(&routed);
+            fill_success(&mut log, &routed);
+            log.ttft_ms = Some(started.elapsed().as_millis() as u64);
+            let Routed { value: (first, rest), deployment, .. } = routed;
+            let stream = LoggedStream {
+                pending_first: Some(first),
+                inner: rest,
+                include_usage,
+                usage: None,
+                deployment,
+                log: Some(log),
+                started,
+                sink: state.logs.clone(),
+                failed: None,
+            };
+            Ok((stream, info))
+        }
+        Err(e) => {
+            let e = GatewayError::Route(e);
+            log_failure(state, log, started, &e);
+            Err(e)
+        }
+    }
+}
+
+/// A committed stream of chunks that writes its request log when it ends, fails,
+/// or is dropped because the client went away (which also ends the upstream call).
+pub struct LoggedStream {
+    pending_first: Option<ChatChunk>,
+    inner: ChunkStream,
+    include_usage: bool,
+    usage: Option<Usage>,
+    deployment: Arc<Deployment>,
+    log: Option<RequestLog>,
+    started: Instant,
+    sink: crate::logs::LogSink,
+    failed: Option<String>,
+}
+
+impl LoggedStream {
+    fn finish(&mut self, outcome: &'static str) {
+        let Some(mut log) = self.log.take() else { return };
+        let usage = self.usage.take().unwrap_or_default();
+        log.prompt_tokens = usage.prompt_tokens;
+        log.completion_tokens = usage.completion_tokens;
+        log.spend = cost(&self.deployment, &usage);
+        log.outcome = outcome;
+        log.status_code = 200;
+        log.error = self.failed.take();
+        log.ended_at_ms = now_ms();
+        log.latency_ms = self.started.elapsed().as_millis() as u64;
+        self.sink.send(log);
+    }
+}
+
+impl Stream for LoggedStream {
+    type Item = Result<ChatChunk, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            let next = match this.pending_first.take() {
+                Some(first) => Poll::Ready(Some(Ok(first))),
+                None if this.log.is_none() => return Poll::Ready(None),
+                None => this.inner.poll_next_unpin(cx),
+            };
+            match next {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    this.finish("success");
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.deployment.health.record_err(&e);
+                    this.failed = Some(e.to_string());
+                    this.finish("error");
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if let Some(u) = &chunk.usage {
+                        this.usage = Some(u.clone());
+                    }
+                    // The usage-only chunk goes out only if the caller asked for it.
+                    if chunk.choices.is_empty() && chunk.usage.is_some() && !this.include_usage {
+                        continue;
+                    }
+                    let mut chunk = chunk;
+                    if !this.include_usage {
+                        chunk.usage = None;
+                    }
+                    return Poll::Ready(Some(Ok(chunk)));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for LoggedStream {
+    fn drop(&mut self) {
+        if self.log.is_some() {
+            self.failed = Some("client disconnected before the stream ended".into());
+            self.finish("client_disconnected");
+        }
+    }
+}
+
+/// Embeddings.
+pub async fn embeddings(
+    state: &AppState,
+    meta: CallMeta<'_>,
+    mut req: EmbeddingRequest,
+) -> Result<(EmbeddingResponse, RouteInfo), GatewayError> {
+    let started = Instant::now();
+    let gp = take_gateway_params(&mut req.extra, false);
+    let mut log = base_log(&meta, "embeddings", &req.model, false, None);
+    let gp = match gp {
+        Ok(gp) => gp,
+        Err(e) => {
+            log_failure(state, log, started, &e);
+            return Err(e);
+        }
+    };
+    log.metadata = gp.metadata.clone();
+    let req = Arc::new(req);
+    let result = state
+        .router
+        .route(&req.model, &gp.opts, |dep, _| {
+            let mut r = (*req).clone();
+            r.model = dep.config.upstream_model.clone();
+            async move { dep.provider.embed(r).await }
+        })
+        .await;
+    match result {
+        Ok(routed) => {
+            let info = route_info(&routed);
+            fill_success(&mut log, &routed);
+            let u = &routed.value.usage;
+            let usage = Usage::new(u.prompt_tokens, 0);
+            log.prompt_tokens = usage.prompt_tokens;
+            log.spend = cost(&routed.deployment, &usage);
+            log.status_code = 200;
+            log.outcome = "success";
+            log.ended_at_ms = now_ms();
+            log.latency_ms = started.elapsed().as_millis() as u64;
+            state.logs.send(log);
+            Ok((routed.value, info))
+        }
+        Err(e) => {
+            let e = GatewayError::Route(e);
+            log_failure(state, log, started, &e);
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Model groups and deployments: picking a deployment (by weight), retries with
+//! backoff, per-attempt timeouts, and fallbacks to other model groups. Fallback
+//! is a loop over an ordered list, collecting each failure.
+
+use crate::config::{Config, DeploymentConfig, RouterConfig};
+use crate::providers::{ErrorKind, Provider, ProviderError};
+use rand::Rng;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// LiteLLM's default request timeout.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A deployment with its client and what we last saw of its health.
+pub struct Deployment {
+    pub config: DeploymentConfig,
+    pub provider: Provider,
+    pub health: Health,
+}
+
+/// Passive health: the outcome of the last call (or health check).
+#[derive(Default)]
+pub struct Health {
+    state: AtomicU8,
+    last_error: Mutex<Option<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthState {
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    pub fn state(&self) -> HealthState {
+        match self.state.load(Ordering::Relaxed) {
+            1 => HealthState::Healthy,
+            2 => HealthState::Unhealthy,
+            _ => HealthState::Unknown,
+        }
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    pub fn record_ok(&self) {
+        if self.state.swap(1, Ordering::Relaxed) != 1 {
+            if let Ok(mut e) = self.last_error.lock() {
+                *e = None;
+            }
+        }
+    }
+
+    pub fn record_err(&self, err: &ProviderError) {
+        // A caller's bad request says nothing about the deployment's health.
+        if matches!(err.kind, ErrorKind::BadRequest | ErrorKind::ContextWindowExceeded | ErrorKind::UnsupportedParams) {
+            return;
+        }
+        self.state.store(2, Ordering::Relaxed);
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = Some(err.to_string());
+        }
+    }
+}
+
+/// One failed try, named in the final error.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub model_group: String,
+    pub deployment_id: Option<String>,
+    pub deployment: Option<String>,
+    pub error: ProviderError,
+}
+
+/// A successful routed call and where it went.
+pub struct Routed<T> {
+    pub value: T,
+    pub deployment: Arc<Deployment>,
+    pub model_group: String,
+    /// Failed tries before this one.
+    pub attempts: Vec<Attempt>,
+    pub fallbacks_used: usize,
+}
+
+#[derive(Debug)]
+pub enum RouteError {
+    /// No model group by this name.
+    UnknownModel(String),
+    /// Every try failed.
+    Failed { model: String, attempts: Vec<Attempt> },
+}
+
+/// Per-request overrides, taken from the request body as LiteLLM allows.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    pub fallbacks: Option<Vec<String>>,
+    pub num_retries: Option<u32>,
+    pub timeout: Option<Duration>,
+    pub stream: bool,
+}
+
+pub struct Router {
+    groups: HashMap<String, Vec<Arc<Deployment>>>,
+    /// Group names in config order.
+    order: Vec<String>,
+    settings: RouterConfig,
+    pub drop_params: bool,
+}
+
+impl Router {
+    pub async fn new(config: &Config, http: &reqwest::Client) -> Self {
+        let mut groups: HashMap<String, Vec<Arc<Deployment>>> = HashMap::new();
+        let mut order = Vec::new();
+        for d in &config.deployments {
+            let dep = Arc::new(Deployment {
+                provider: Provider::new(d, http).await,
+                config: d.clone(),
+                health: Health::default(),
+            });
+            if !groups.contains_key(&d.model_name) {
+                order.push(d.model_name.clone());
+            }
+            groups.entry(d.model_name.clone()).or_default().push(dep);
+        }
+        Router { groups, order, settings: config.router.clone(), drop_params: config.drop_params }
+    }
+
+    /// Model groups in config order, with their deployments.
+    pub fn groups(&self) -> impl Iterator<Item = (&str, &[Arc<Deployment>])> {
+        self.order
+            .iter()
+            .filter_map(|n| self.groups.get(n).map(|d| (n.as_str(), d.as_slice())))
+    }
+
+    pub fn has_model(&self, name: &str) -> bool {
+        self.groups.contains_key(name)
+    }
+
+    /// Runs `call` against the model group `model`, with retries, then its fallbacks.
+    pub async fn route<T, F, Fut>(&self, model: &str, opts: &CallOptions, call: F) -> Result<Routed<T>, RouteError>
+    where
+        F: Fn(Arc<Deployment>, Duration) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        if !self.groups.contains_key(model) {
+            return Err(RouteError::UnknownModel(model.to_string()));
+        }
+        let mut attempts: Vec<Attempt> = Vec::new();
+        let mut chain: Vec<String> = vec![model.to_string()];
+        let mut fallbacks_added = false;
+        let mut i = 0;
+        while i < chain.len() {
+            let group = chain[i].clone();
+            let last_error = match self.try_group(&group, opts, &call, &mut attempts).await {
+                Ok((value, deployment)) => {
+                    return Ok(Routed { value, deployment, model_group: group, attempts, fallbacks_used: i })
+                }
+                Err(e) => e,
+            };
+            if !fallbacks_added {
+                fallbacks_added = true;
+                if last_error.kind.allows_fallback() {
+                    chain.extend(self.fallbacks_for(model, last_error.kind, opts));
+                }
+            } else if !last_error.kind.allows_fallback() {
+                break;
+            }
+            i += 1;
+        }
+        Err(RouteError::Failed { model: model.to_string(), attempts })
+    }
+
+    /// The fallback groups for a failed model, in order.
+    fn fallbacks_for(&self, model: &str, kind: ErrorKind, opts: &CallOptions) -> Vec<String> {
+        if let Some(f) = &opts.fallbacks {
+            return f.clone();
+        }
+        let s = &self.settings;
+        if kind == ErrorKind::ContextWindowExceeded {
+            if let Some(f) = s.context_window_fallbacks.get(model) {
+                return f.clone();
+            }
+        } else if kind == ErrorKind::BadRequest {
+            // The caller's request is at fault: another model would refuse it too.
+            return vec![];
+        }
+        if let Some(f) = s.fallbacks.get(model) {
+            return f.clone();
+        }
+        s.default_fallbacks.iter().filter(|f| f.as_str() != model).cloned().collect()
+    }
+
+    /// Tries one group: up to `1 + num_retries` calls, preferring deployments not tried yet.
+    async fn try_group<T, F, Fut>(
+        &self,
+        group: &str,
+        opts: &CallOptions,
+        call: &F,
+        attempts: &mut Vec<Attempt>,
+    ) -> Result<(T, Arc<Deployment>), ProviderError>
+    where
+        F: Fn(Arc<Deployment>, Duration) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let Some(deployments) = self.groups.get(group) else {
+            let err = ProviderError::new(ErrorKind::Config, format!("fallback model group {group:?} is not configured"));
+            attempts.push(Attempt { model_group: group.to_string(), deployment_id: None, deployment: None, error: err.clone() });
+            return Err(err);
+        };
+        let retries = opts
+            .num_retries
+            .or_else(|| deployments.iter().find_map(|d| d.config.num_retries))
+            .unwrap_or(self.settings.num_retries);
+        let mut tried: HashSet<String> = HashSet::new();
+        let mut last = ProviderError::new(ErrorKind::Config, format!("model group {group:?} has no deployments"));
+        for attempt in 0..=retries {
+            let Some(dep) = pick(deployments, &tried) else { break };
+            tried.insert(dep.config.id.clone());
+            let result = match &dep.config.unusable {
+                Some(why) => Err(ProviderError::new(ErrorKind::Config, why.clone())),
+                None => {
+                    let timeout = self.timeout_for(&dep.config, opts);
+                    match tokio::time::timeout(timeout, call(dep.clone(), timeout)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(ProviderError::new(
+                            ErrorKind::Timeout,
+                            format!("no answer within {:.1}s", timeout.as_secs_f64()),
+                        )),
+                    }
+                }
+            };
+            match result {
+                Ok(v) => {
+                    dep.health.record_ok();
+                    return Ok((v, dep));
+                }
+                Err(e) => {
+                    dep.health.record_err(&e);
+                    tracing::warn!(model_group = group, deployment = %dep.config, error = %e, attempt, "upstream call failed");
+                    attempts.push(Attempt {
+                        model_group: group.to_string(),
+                        deployment_id: Some(dep.config.id.clone()),
+                        deployment: Some(format!("{}/{}", dep.config.provider, dep.config.upstream_model)),
+                        error: e.clone(),
+                    });
+                    let retryable = e.kind.is_retryable() || e.kind == ErrorKind::Config;
+                    let backoff = e.kind.is_retryable();
+                    let retry_after = e.retry_after;
+                    last = e;
+                    if !retryable || attempt == retries {
+                        break;
+                    }
+                    if backoff {
+                        tokio::time::sleep(self.backoff(attempt, retry_after)).await;
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn timeout_for(&self, d: &DeploymentConfig, opts: &CallOptions) -> Duration {
+        let stream = if opts.stream { d.stream_timeout.or(self.settings.stream_timeout) } else { None };
+        opts.timeout
+            .or(stream)
+            .or(d.timeout)
+            .or(self.settings.timeout)
+            .unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    /// Honours the upstream's `retry-after`; otherwise exponential from 100 ms, with jitter.
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let floor = self.settings.retry_after;
+        let wait = match retry_after {
+            Some(ra) => ra,
+            None => {
+                let base = Duration::from_millis(100).saturating_mul(1u32 << attempt.min(8));
+                let jitter = rand::rng().random_range(0.8..1.2);
+                base.mul_f64(jitter)
+            }
+        };
+        wait.max(floor).min(MAX_BACKOFF)
+    }
+}
+
+/// Weighted random choice among deployments not tried yet (or all, once every one was).
+fn pick(deployments: &[Arc<Deployment>], tried: &HashSet<String>) -> Option<Arc<Deployment>> {
+    let fresh: Vec<&Arc<Deployment>> = deployments.iter().filter(|d| !tried.contains(&d.config.id)).collect();
+    let pool: Vec<&Arc<Deployment>> = if fresh.is_empty() { deployments.iter().collect() } else { fresh };
+    if pool.len() <= 1 {
+        return pool.first().map(|d| Arc::clone(d));
+    }
+    let total: f64 = pool.iter().map(|d| d.config.weight).sum();
+    if total <= 0.0 {
+        let i = rand::rng().random_range(0..pool.len());
+        return Some(Arc::clone(pool[i]));
+    }
+    let mut x = rand::rng().random_range(0.0..total);
+    for d in &pool {
+        if x < d.config.weight {
+            return Some(Arc::clone(d));
+        }
+        x -= d.config.weight;
+    }
+    pool.last().map(|d| Arc::clone(d))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,126 @@
+//! The router: one module per API surface, merged here, and the middleware
+//! stack in the order a request meets it.
+
+pub mod console;
+pub mod errors;
+pub mod health;
+pub mod openai;
+
+use crate::auth::{presented_key, AuthContext, SESSION_PRINCIPAL};
+use crate::state::SharedState;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Router;
+use errors::ApiError;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
+
+/// Routes anyone may call. Everything else needs a key (or a console session).
+fn is_open(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/health/liveliness" | "/health/liveness" | "/health/readiness" | "/ui/login" | "/ui/session"
+            | "/favicon.ico" | "/robots.txt"
+    ) || path.starts_with("/pkg/")
+}
+
+/// Which error shape a path speaks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    OpenAi,
+    ConsolePage,
+}
+
+fn surface_of(path: &str) -> Surface {
+    if path == "/ui" || (path.starts_with("/ui/") && !path.starts_with("/ui/api/")) {
+        Surface::ConsolePage
+    } else {
+        Surface::OpenAi
+    }
+}
+
+/// The whole application router.
+pub fn router(state: SharedState, console: Router) -> Router {
+    let sessions = SessionManagerLayer::new(MemoryStore::default())
+        .with_name("tollgate_session")
+        .with_same_site(SameSite::Lax)
+        .with_http_only(true)
+        .with_secure(false)
+        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(12)));
+    let api = Router::new()
+        .merge(openai::routes())
+        .merge(health::routes())
+        .merge(console::routes())
+        .route("/", axum::routing::get(|| async { Redirect::to(app::HOME_PATH) }))
+        .with_state(state.clone());
+    let x_request_id = HeaderName::from_static("x-request-id");
+    Router::new().merge(api).merge(console).fallback(not_found).layer(
+        ServiceBuilder::new()
+            .layer(CatchPanicLayer::custom(|_| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "internal error").into_response()
+            }))
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                header::AUTHORIZATION,
+                header::COOKIE,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("api-key"),
+            ]))
+            .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+            .layer(TraceLayer::new_for_http())
+            .layer(PropagateRequestIdLayer::new(x_request_id))
+            .layer(sessions)
+            .layer(middleware::from_fn_with_state(state, authenticate)),
+    )
+}
+
+async fn not_found(req: Request) -> Response {
+    ApiError::not_found(format!("No route for {} {}", req.method(), req.uri().path())).into_response()
+}
+
+/// The auth layer: resolves the caller from its key (in memory) or its console session.
+async fn authenticate(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if is_open(path) {
+        return next.run(req).await;
+    }
+    let surface = surface_of(path);
+    let mut ctx: Option<AuthContext> = None;
+    let mut presented = false;
+    if let Some(key) = presented_key(req.headers()) {
+        presented = true;
+        ctx = state.auth.authenticate(key);
+    }
+    if ctx.is_none() && path.starts_with("/ui") {
+        if let Some(session) = req.extensions().get::<Session>().cloned() {
+            if let Ok(Some(p)) = session.get::<String>(SESSION_PRINCIPAL).await {
+                ctx = state.auth.from_session(&p);
+            }
+        }
+    }
+    match ctx {
+        Some(ctx) => {
+            req.extensions_mut().insert(ctx);
+            next.run(req).await
+        }
+        None if surface == Surface::ConsolePage => {
+            let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or(app::HOME_PATH);
+            let encoded = console::urlencode(target);
+            Redirect::to(&format!("/ui/login?next={encoded}")).into_response()
+        }
+        None if presented => ApiError::unauthorized(
+            "Authentication Error: invalid API key. Pass a valid key as 'Authorization: Bearer <key>'.",
+        )
+        .into_response(),
+        None => ApiError::unauthorized(
+            "Authentication Error: no API key passed. Pass your key as 'Authorization: Bearer <key>'.",
+        )
+        .into_response(),
+    }
+}

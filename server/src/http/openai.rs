@@ -1,0 +1,205 @@
+//! The OpenAI-compatible surface: `/v1/chat/completions`, `/v1/embeddings`,
+//! `/v1/models`. Thin handlers: parse, call the pipeline, render.
+
+use super::errors::ApiError;
+use crate::auth::AuthContext;
+use crate::gateway::pipeline::{self, CallMeta, LoggedStream, RouteInfo};
+use crate::gateway::types::{ChatRequest, EmbeddingRequest};
+use crate::state::SharedState;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tower_http::request_id::RequestId;
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/embeddings", post(embeddings))
+        .route("/v1/models", get(list_models))
+        .route("/models", get(list_models))
+        .route("/v1/models/{*id}", get(get_model))
+        .route("/models/{*id}", get(get_model))
+}
+
+/// Parses a JSON body, naming the offending field on failure.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("The request body is empty; send a JSON object.").code("invalid_json"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(ApiError::from_json_error)
+}
+
+pub fn request_id(headers: &HeaderMap, ext: Option<&RequestId>) -> String {
+    ext.and_then(|r| r.header_value().to_str().ok())
+        .or_else(|| headers.get("x-request-id").and_then(|v| v.to_str().ok()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Headers naming who answered.
+pub fn route_headers(resp: &mut Response, info: &RouteInfo) {
+    let h = resp.headers_mut();
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put("x-tollgate-model", &info.model_group);
+    put("x-tollgate-deployment-id", &info.deployment_id);
+    put("x-tollgate-provider", info.provider);
+    put("x-tollgate-upstream-model", &info.upstream_model);
+    put("x-tollgate-attempts", &(info.retries + 1).to_string());
+    // LiteLLM's names, for clients that read them.
+    put("x-litellm-model-id", &info.deployment_id);
+    put("x-litellm-model-group", &info.model_group);
+    if let Some(base) = &info.api_base {
+        put("x-litellm-model-api-base", base);
+    }
+    put("x-litellm-attempted-fallbacks", &info.fallbacks_used.to_string());
+    put("x-litellm-attempted-retries", &info.retries.to_string());
+}
+
+fn json_response(bytes: Vec<u8>) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+}
+
+fn validate_chat(req: &ChatRequest) -> Result<(), ApiError> {
+    if req.model.trim().is_empty() {
+        return Err(ApiError::bad_request("'model' must not be empty").param("model"));
+    }
+    if req.messages.is_empty() {
+        return Err(ApiError::bad_request("'messages' must contain at least one message").param("messages"));
+    }
+    if req.n == Some(0) {
+        return Err(ApiError::bad_request("'n' must be at least 1").param("n"));
+    }
+    if let Some(t) = req.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return Err(ApiError::bad_request(format!("'temperature' must be between 0 and 2, got {t}")).param("temperature"));
+        }
+    }
+    if let Some(p) = req.top_p {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(ApiError::bad_request(format!("'top_p' must be between 0 and 1, got {p}")).param("top_p"));
+        }
+    }
+    if req.stream_options.is_some() && !req.is_stream() {
+        return Err(ApiError::bad_request("'stream_options' is only allowed when 'stream' is true").param("stream_options"));
+    }
+    Ok(())
+}
+
+async fn chat_completions(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+    rid: Option<Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: ChatRequest = parse_json(&body)?;
+    validate_chat(&req)?;
+    let meta = CallMeta { auth: &auth, request_id: request_id(&headers, rid.as_deref()), surface: "openai" };
+    if req.is_stream() {
+        let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
+        let mut resp = sse_response(stream);
+        route_headers(&mut resp, &info);
+        Ok(resp)
+    } else {
+        let (answer, info) = pipeline::chat(&state, meta, req).await?;
+        let bytes = serde_json::to_vec(&answer)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", format!("encoding failed: {e}")))?;
+        let mut resp = json_response(bytes);
+        route_headers(&mut resp, &info);
+        Ok(resp)
+    }
+}
+
+/// Renders neutral chunks as OpenAI's SSE: `data: {chunk}\n\n` … `data: [DONE]\n\n`.
+/// A failure after the stream was committed is sent as an error event.
+fn sse_response(stream: LoggedStream) -> Response {
+    let body = stream
+        .map(|item| {
+            let mut buf = Vec::with_capacity(256);
+            buf.extend_from_slice(b"data: ");
+            match item {
+                Ok(chunk) => {
+                    if serde_json::to_writer(&mut buf, &chunk).is_err() {
+                        return Ok::<_, std::convert::Infallible>(Bytes::new());
+                    }
+                }
+                Err(e) => {
+                    let err = json!({"error": {"message": e.message, "type": "api_error", "param": null, "code": e.status}});
+                    buf.extend_from_slice(err.to_string().as_bytes());
+                }
+            }
+            buf.extend_from_slice(b"\n\n");
+            Ok(Bytes::from(buf))
+        })
+        .chain(futures::stream::once(async { Ok(Bytes::from_static(b"data: [DONE]\n\n")) }));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn embeddings(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+    rid: Option<Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: EmbeddingRequest = parse_json(&body)?;
+    if req.model.trim().is_empty() {
+        return Err(ApiError::bad_request("'model' must not be empty").param("model"));
+    }
+    let empty = match &req.input {
+        crate::gateway::types::EmbeddingInput::One(s) => s.is_empty(),
+        crate::gateway::types::EmbeddingInput::Many(v) => v.is_empty(),
+        crate::gateway::types::EmbeddingInput::Tokens(v) => v.is_empty(),
+        crate::gateway::types::EmbeddingInput::ManyTokens(v) => v.is_empty(),
+    };
+    if empty {
+        return Err(ApiError::bad_request("'input' must not be empty").param("input"));
+    }
+    let meta = CallMeta { auth: &auth, request_id: request_id(&headers, rid.as_deref()), surface: "openai" };
+    let (answer, info) = pipeline::embeddings(&state, meta, req).await?;
+    let bytes = serde_json::to_vec(&answer)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", format!("encoding failed: {e}")))?;
+    let mut resp = json_response(bytes);
+    route_headers(&mut resp, &info);
+    Ok(resp)
+}
+
+fn model_object(id: &str, created: i64) -> serde_json::Value {
+    json!({"id": id, "object": "model", "created": created, "owned_by": "tollgate"})
+}
+
+async fn list_models(State(state): State<SharedState>, Extension(_auth): Extension<AuthContext>) -> Response {
+    let data: Vec<_> = state.router.groups().map(|(name, _)| model_object(name, state.started_at)).collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+async fn get_model(
+    State(state): State<SharedState>,
+    Extension(_auth): Extension<AuthContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if state.router.has_model(&id) {
+        Ok(axum::Json(model_object(&id, state.started_at)).into_response())
+    } else {
+        Err(ApiError::not_found(format!("The model '{id}' does not exist")).param("model").code("model_not_found"))
+    }
+}

@@ -1,0 +1,150 @@
+//! Request logs: built on the request path, written in batches by one task off
+//! the request path, and flushed when Tollgate shuts down.
+
+use crate::store::Store;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const BATCH: usize = 500;
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+const QUEUE: usize = 100_000;
+
+/// One request, as it is logged (and later billed).
+#[derive(Debug, Clone, Default)]
+pub struct RequestLog {
+    pub request_id: String,
+    pub started_at_ms: i64,
+    pub ended_at_ms: i64,
+    pub call_type: &'static str,
+    pub surface: &'static str,
+    pub api_key_hash: Option<String>,
+    pub key_alias: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub model_requested: String,
+    pub model_group: Option<String>,
+    pub deployment_id: Option<String>,
+    pub provider: Option<String>,
+    pub upstream_model: Option<String>,
+    pub stream: bool,
+    pub status_code: u16,
+    pub outcome: &'static str,
+    pub error: Option<String>,
+    pub attempts: u32,
+    pub fallbacks_used: u32,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub spend: f64,
+    pub latency_ms: u64,
+    pub ttft_ms: Option<u64>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Where the request path hands its logs; never blocks.
+#[derive(Clone)]
+pub struct LogSink {
+    tx: mpsc::Sender<RequestLog>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl LogSink {
+    pub fn send(&self, log: RequestLog) {
+        if self.tx.try_send(log).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::error!(dropped = n, "request log queue is full or closed; logs dropped");
+            }
+        }
+    }
+}
+
+/// The writer task; `shutdown` drains the queue and writes what is left.
+pub struct LogWriter {
+    handle: JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl LogWriter {
+    pub fn start(store: Store) -> (LogSink, LogWriter) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(run(store, rx, stop.clone()));
+        (LogSink { tx, dropped: Arc::new(AtomicU64::new(0)) }, LogWriter { handle, stop })
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        if let Err(e) = self.handle.await {
+            tracing::error!(error = %e, "request log writer failed");
+        }
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<RequestLog>, stop: CancellationToken) {
+    let mut batch: Vec<RequestLog> = Vec::with_capacity(BATCH);
+    loop {
+        tokio::select! {
+            biased;
+            got = rx.recv() => match got {
+                Some(log) => batch.push(log),
+                None => break,
+            },
+            _ = stop.cancelled() => break,
+        }
+        // Gather what else arrives in the next moment, up to a batch.
+        let deadline = tokio::time::sleep(FLUSH_EVERY);
+        tokio::pin!(deadline);
+        while batch.len() < BATCH {
+            tokio::select! {
+                got = rx.recv() => match got {
+                    Some(log) => batch.push(log),
+                    None => break,
+                },
+                _ = &mut deadline => break,
+                _ = stop.cancelled() => break,
+            }
+        }
+        write(&store, &mut batch).await;
+    }
+    // Shutting down: write everything still queued.
+    rx.close();
+    while let Some(log) = rx.recv().await {
+        batch.push(log);
+        if batch.len() >= BATCH {
+            write(&store, &mut batch).await;
+        }
+    }
+    write(&store, &mut batch).await;
+}
+
+async fn write(store: &Store, batch: &mut Vec<RequestLog>) {
+    if batch.is_empty() {
+        return;
+    }
+    for attempt in 0..3u32 {
+        match store.insert_request_logs(batch).await {
+            Ok(()) => {
+                batch.clear();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, rows = batch.len(), "writing request logs failed");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
+            }
+        }
+    }
+    tracing::error!(rows = batch.len(), "request logs could not be written; dropped");
+    batch.clear();
+}

@@ -1,0 +1,201 @@
+//! `tollgate`: an LLM gateway and its admin console in one process.
+
+mod auth;
+mod config;
+mod gateway;
+mod http;
+mod logs;
+mod providers;
+mod secret;
+mod state;
+mod store;
+mod ui;
+
+use clap::{Parser, Subcommand};
+use config::env::Env;
+use secret::Secret;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "tollgate", version, about = "LLM gateway and admin console")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway and the console.
+    Serve {
+        /// A LiteLLM config.yaml. Without one, the demo config is used.
+        #[arg(long, env = "TOLLGATE_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1", env = "TOLLGATE_HOST")]
+        host: String,
+        #[arg(long, default_value_t = 4000, env = "TOLLGATE_PORT")]
+        port: u16,
+    },
+    /// Validate a config file and print its warnings.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the demo config generated for this machine.
+    DemoConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    // sqlx, reqwest and the AWS SDK share one TLS crypto provider.
+    if rustls::crypto::aws_lc_rs::default_provider().install_default().is_err() {
+        tracing::debug!("a TLS crypto provider was already installed");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tollgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config, host, port } => serve(config, &host, port).await,
+            Command::CheckConfig { config } => check_config(&config),
+            Command::DemoConfig => {
+                let found = config::demo::discover(&Env::default()).await;
+                print!("{}", config::demo::yaml(&found));
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,aws_config=warn"));
+    let json = std::env::var("TOLLGATE_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn check_config(path: &std::path::Path) -> Result<(), String> {
+    let cfg = config::load_file(path, None).map_err(|e| e.to_string())?;
+    for w in &cfg.warnings {
+        println!("warning: {w}");
+    }
+    println!("{}: {} deployments, OK", path.display(), cfg.deployments.len());
+    Ok(())
+}
+
+async fn load_config(path: Option<PathBuf>) -> Result<config::Config, String> {
+    match path {
+        Some(p) => config::load_file(&p, None).map_err(|e| e.to_string()),
+        None => {
+            let found = config::demo::discover(&Env::default()).await;
+            config::load_str(&config::demo::yaml(&found), "<demo config>", None).map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<(), String> {
+    let cfg = load_config(config_path).await?;
+    for w in &cfg.warnings {
+        tracing::warn!("config {}: {w}", cfg.source);
+    }
+    let env = Env::default();
+    let master_key = match env.get("TOLLGATE_MASTER_KEY").map(Secret::new).or_else(|| cfg.master_key.clone()) {
+        Some(k) => k,
+        None => {
+            let k = Secret::new(format!("sk-{}", uuid::Uuid::new_v4().simple()));
+            eprintln!(
+                "tollgate: no master key configured (TOLLGATE_MASTER_KEY or general_settings.master_key); \
+                 this run's master key is {}",
+                k.expose()
+            );
+            k
+        }
+    };
+    let database_url = env
+        .get("DATABASE_URL")
+        .or_else(|| cfg.database_url.clone())
+        .unwrap_or_else(|| store::DEFAULT_DATABASE_URL.to_string());
+    let store = store::Store::connect(&database_url).await.map_err(|e| e.to_string())?;
+    tracing::info!(store = store.backend(), url = %secret::redact_dsn(&database_url), "store ready");
+
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let router = gateway::router::Router::new(&cfg, &http).await;
+    let (log_sink, log_writer) = logs::LogWriter::start(store.clone());
+    let state = Arc::new(state::AppState {
+        router,
+        store,
+        logs: log_sink,
+        auth: auth::Authenticator::new(&master_key),
+        started_at: providers::now_secs(),
+    });
+
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+    let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    let site_root = env.get("TOLLGATE_SITE_ROOT").unwrap_or_else(|| "site".into());
+    let console = ui::router(
+        ui::leptos_options(&site_root, addr),
+        Arc::new(http::console::Backend(state.clone())),
+    );
+    let app = http::router(state.clone(), console);
+    tracing::info!(%addr, models = state.router.groups().count(), "tollgate serving");
+    // One machine-readable line, for scripts and tests that start Tollgate on port 0.
+    println!("tollgate listening on http://{addr}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("shutting down: flushing request logs");
+    drop(state);
+    log_writer.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,104 @@
+//! One module per provider family: its wire types, conversions and client calls.
+//! A provider never knows which surface (OpenAI, Anthropic, Bedrock) called it.
+
+pub mod anthropic;
+pub mod bedrock;
+pub mod demo;
+pub mod error;
+pub mod openai;
+
+use crate::config::providers::Family;
+use crate::config::DeploymentConfig;
+use crate::gateway::types::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
+pub use error::{ErrorKind, ProviderError};
+use futures::stream::BoxStream;
+
+/// A stream of neutral chunks from a provider.
+pub type ChunkStream = BoxStream<'static, Result<ChatChunk, ProviderError>>;
+
+/// A configured provider client for one deployment (closed set of families).
+pub enum Provider {
+    OpenAi(openai::OpenAi),
+    Anthropic(anthropic::Anthropic),
+    Bedrock(bedrock::Bedrock),
+    Demo(demo::Demo),
+}
+
+impl Provider {
+    /// Builds the client for a deployment. Bedrock clients resolve credentials lazily.
+    pub async fn new(d: &DeploymentConfig, http: &reqwest::Client) -> Self {
+        match d.family {
+            Family::OpenAiCompatible | Family::Azure => Provider::OpenAi(openai::OpenAi::new(d, http.clone())),
+            Family::Anthropic => Provider::Anthropic(anthropic::Anthropic::new(d, http.clone())),
+            Family::Bedrock => Provider::Bedrock(bedrock::Bedrock::new(d).await),
+            Family::Demo => Provider::Demo(demo::Demo::new(d)),
+        }
+    }
+
+    /// `req.model` is already the upstream model id; `drop_params` says whether
+    /// parameters this provider cannot honour are dropped (else a 400).
+    pub async fn chat(&self, req: ChatRequest, drop_params: bool) -> Result<ChatResponse, ProviderError> {
+        match self {
+            Provider::OpenAi(p) => p.chat(req).await,
+            Provider::Anthropic(p) => p.chat(req, drop_params).await,
+            Provider::Bedrock(p) => p.chat(req, drop_params).await,
+            Provider::Demo(p) => p.chat(req).await,
+        }
+    }
+
+    pub async fn chat_stream(&self, req: ChatRequest, drop_params: bool) -> Result<ChunkStream, ProviderError> {
+        match self {
+            Provider::OpenAi(p) => p.chat_stream(req).await,
+            Provider::Anthropic(p) => p.chat_stream(req, drop_params).await,
+            Provider::Bedrock(p) => p.chat_stream(req, drop_params).await,
+            Provider::Demo(p) => p.chat_stream(req).await,
+        }
+    }
+
+    pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
+        match self {
+            Provider::OpenAi(p) => p.embed(req).await,
+            Provider::Bedrock(p) => p.embed(req).await,
+            Provider::Anthropic(_) => Err(ProviderError::new(
+                ErrorKind::BadRequest,
+                "Anthropic does not serve embeddings; configure an embedding model",
+            )),
+            Provider::Demo(p) => p.embed(req).await,
+        }
+    }
+}
+
+/// Rejects parameters a provider cannot honour, unless they are to be dropped.
+pub(crate) fn check_unsupported(provider: &str, names: &[String], drop_params: bool) -> Result<(), ProviderError> {
+    if names.is_empty() || drop_params {
+        return Ok(());
+    }
+    Err(ProviderError::new(
+        ErrorKind::UnsupportedParams,
+        format!(
+            "{provider} does not support parameters: {}. Remove them, or set `drop_params: true` (in litellm_settings, litellm_params, or the request) to drop them.",
+            names.join(", ")
+        ),
+    ))
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A fresh OpenAI-style completion id.
+pub(crate) fn completion_id() -> String {
+    format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Token-array embedding input only makes sense to OpenAI-compatible upstreams.
+pub(crate) fn token_input_unsupported(provider: &str) -> ProviderError {
+    ProviderError::new(
+        ErrorKind::BadRequest,
+        format!("{provider} takes text input for embeddings, not token arrays"),
+    )
+}

@@ -1,0 +1,18 @@
+//! Everything a handler may reach: router (built from the config), store, log sink, auth.
+
+use crate::auth::Authenticator;
+use crate::gateway::router::Router;
+use crate::logs::LogSink;
+use crate::store::Store;
+use std::sync::Arc;
+
+pub struct AppState {
+    pub router: Router,
+    pub store: Store,
+    pub logs: LogSink,
+    pub auth: Authenticator,
+    /// Unix seconds when this process started (the `created` of listed models).
+    pub started_at: i64,
+}
+
+pub type SharedState = Arc<AppState>;
