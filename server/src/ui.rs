@@ -164,6 +164,9 @@ mod tests {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/html")));
         assert!(body.contains(r#"data-testid="model-group""#), "{body}");
+        // In-order: the rows are plain HTML, not a fallback patched by scripts.
+        assert!(!body.contains("Loading models"), "{body}");
+        assert!(!body.contains("<template"), "{body}");
         assert!(body.contains(">gpt-4o<"), "{body}");
         assert!(body.contains("unhealthy"));
         // Rendered text is escaped.

@@ -58,7 +58,7 @@ impl Authenticator {
     }
 
     /// The principal stored in a console session.
-    pub fn from_session(&self, principal: &str) -> Option<AuthContext> {
+    pub fn session_principal(&self, principal: &str) -> Option<AuthContext> {
         (principal == "master").then(|| AuthContext {
             principal: Principal::Master,
             key_hash: Some(self.master_hash_hex.clone()),

@@ -83,9 +83,48 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let site_root = std::env::var("TOLLGATE_SITE_ROOT").unwrap_or_else(|_| "site".into());
     let options = ui::leptos_options(&site_root, addr);
-    let app = ui::router(options, Arc::new(Sample));
+    let mut app = ui::router(options, Arc::new(Sample));
+    if let Ok(key) = std::env::var("PREVIEW_MASTER_KEY") {
+        app = with_fake_auth(app, key);
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("ui_preview listening on http://{addr} (site root {site_root})");
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// A stand-in for the real server's auth, to exercise the test's sign-in path.
+fn with_fake_auth(app: axum::Router, key: String) -> axum::Router {
+    use axum::{
+        extract::Request,
+        middleware::Next,
+        response::{IntoResponse, Redirect, Response},
+        routing::post,
+        Form,
+    };
+    #[derive(serde::Deserialize)]
+    struct Login {
+        master_key: String,
+        next: String,
+    }
+    let session = post(move |Form(l): Form<Login>| async move {
+        if l.master_key == key {
+            ([("set-cookie", "tg_preview=1; Path=/; HttpOnly")], Redirect::to(&l.next)).into_response()
+        } else {
+            Redirect::to(&format!("/ui/login?error=invalid&next={}", l.next)).into_response()
+        }
+    });
+    async fn gate(req: Request, next: Next) -> Response {
+        let path = req.uri().path().to_string();
+        let authed = req
+            .headers()
+            .get("cookie")
+            .and_then(|c| c.to_str().ok())
+            .is_some_and(|c| c.contains("tg_preview=1"));
+        if path.starts_with("/ui") && path != "/ui/login" && path != "/ui/session" && !authed {
+            return Redirect::to(&format!("/ui/login?next={path}")).into_response();
+        }
+        next.run(req).await
+    }
+    app.route("/ui/session", session).layer(axum::middleware::from_fn(gate))
 }

@@ -114,3 +114,28 @@ fn unknown_keys_are_warned_with_their_path_never_dropped_silently() {
     assert!(w.contains("litellm_settings.set_verbose"), "{w}");
     assert!(w.contains("foo"), "{w}");
 }
+
+#[test]
+fn openai_compatible_prefixes_get_their_default_endpoints() {
+    let cases = [
+        ("openai/m", "https://api.openai.com/v1"),
+        ("mistral/m", "https://api.mistral.ai/v1"),
+        ("groq/m", "https://api.groq.com/openai/v1"),
+        ("deepseek/m", "https://api.deepseek.com/v1"),
+        ("together_ai/m", "https://api.together.xyz/v1"),
+        ("fireworks_ai/accounts/fireworks/models/m", "https://api.fireworks.ai/inference/v1"),
+        ("openrouter/m", "https://openrouter.ai/api/v1"),
+        ("ollama/llama3", "http://127.0.0.1:11434/v1"),
+        ("gemini/gemini-2.0-flash", "https://generativelanguage.googleapis.com/v1beta/openai"),
+        ("anthropic/claude", "https://api.anthropic.com"),
+    ];
+    for (model, base) in cases {
+        let cfg = load(&format!("model_list:\n  - model_name: a\n    litellm_params:\n      model: {model}\n"))
+            .unwrap_or_else(|e| panic!("{model}: {e}"));
+        assert_eq!(cfg.deployments[0].api_base.as_deref(), Some(base), "{model}");
+    }
+    // hosted_vllm and replicate-style openai/ need their own api_base.
+    let cfg = load("model_list:\n  - model_name: a\n    litellm_params:\n      model: hosted_vllm/m\n      api_base: http://10.0.0.1:8000/v1/\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.deployments[0].api_base.as_deref(), Some("http://10.0.0.1:8000/v1"));
+}

@@ -100,7 +100,7 @@ async fn authenticate(State(state): State<SharedState>, mut req: Request, next: 
     if ctx.is_none() && path.starts_with("/ui") {
         if let Some(session) = req.extensions().get::<Session>().cloned() {
             if let Ok(Some(p)) = session.get::<String>(SESSION_PRINCIPAL).await {
-                ctx = state.auth.from_session(&p);
+                ctx = state.auth.session_principal(&p);
             }
         }
     }

@@ -98,6 +98,13 @@ def config_yaml(mock: str, slow_mock: str) -> str:
               aws_access_key_id: AKIDTOLLGATETEST
               aws_secret_access_key: {AWS_SECRET}
               aws_region_name: us-west-2
+          - model_name: bedrock-arn
+            litellm_params:
+              model: bedrock/arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123
+              aws_bedrock_runtime_endpoint: {mock}
+              aws_access_key_id: AKIDTOLLGATETEST
+              aws_secret_access_key: {AWS_SECRET}
+              aws_region_name: us-east-1
           - model_name: demo
             litellm_params:
               model: demo/tollgate-demo

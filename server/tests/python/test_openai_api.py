@@ -242,6 +242,15 @@ def test_bedrock_requests_are_sigv4_signed(client, mock_ctl):
     assert req["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDTOLLGATETEST/")
 
 
+def test_bedrock_inference_profile_arns_are_model_ids(client, mock_ctl):
+    mock_ctl.delete("/__mock/requests")
+    resp = client.chat.completions.create(model="bedrock-arn", messages=[{"role": "user", "content": "arn"}])
+    assert resp.choices[0].message.content == "Mock reply to: arn"
+    path = mock_ctl.get("/__mock/requests").json()[-1]["path"]
+    # The ARN travels as one percent-encoded path segment.
+    assert path.startswith("/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fabc123/")
+
+
 @pytest.mark.parametrize("model", ["embed-openai", "embed-titan", "embed-cohere"])
 def test_embeddings_float_and_base64(client, model):
     as_float = client.embeddings.create(model=model, input=["alpha beta", "gamma"], encoding_format="float")
@@ -439,7 +448,7 @@ def test_client_disconnect_ends_the_upstream_stream(gateway, slow_mock):
         assert wait_until(lambda: ctl.get("/__mock/health").json()["active_streams"] == 0, timeout=10)
 
 
-def test_upstream_secrets_never_reach_clients(client, http):
+def test_upstream_secrets_never_reach_clients_or_logs(gateway, client, http):
     bodies = []
     for model in ["always-500", "claude-500", "bedrock-503", "unreachable", "gpt-mock"]:
         r = http.post("/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
@@ -448,6 +457,11 @@ def test_upstream_secrets_never_reach_clients(client, http):
     bodies.append(r.text)
     for b in bodies:
         assert UPSTREAM_SECRET not in b and AWS_SECRET not in b
+    # The gateway's own log (at debug level for tollgate) holds neither, nor the master key.
+    log = gateway.stderr()
+    assert "upstream call failed" in log
+    for secret in (UPSTREAM_SECRET, AWS_SECRET, MASTER_KEY):
+        assert secret not in log
 
 
 # ---- health ----

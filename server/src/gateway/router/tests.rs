@@ -13,7 +13,10 @@ fn err(kind: ErrorKind) -> ProviderError {
 }
 
 /// Runs a route where each deployment (by model_info.id) answers from a script of outcomes.
-async fn run(r: &Router, model: &str, opts: CallOptions, script: &[(&str, &[Option<ErrorKind>])]) -> (Result<String, RouteError>, Vec<String>) {
+/// Per deployment id, the outcome of its 1st, 2nd, … call (`None` = success; the last repeats).
+type Script<'a> = [(&'a str, &'a [Option<ErrorKind>])];
+
+async fn run(r: &Router, model: &str, opts: CallOptions, script: &Script<'_>) -> (Result<String, RouteError>, Vec<String>) {
     let script: Map<String, Vec<Option<ErrorKind>>> = script.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect();
     let counters: Map<String, AtomicUsize> = script.keys().map(|k| (k.clone(), AtomicUsize::new(0))).collect();
     let calls = Mutex::new(Vec::new());
@@ -52,7 +55,8 @@ router_settings:
 async fn retries_then_fallbacks_in_order() {
     use ErrorKind::*;
     let r = router(TWO_GROUPS).await;
-    let cases: Vec<(&str, Vec<(&str, &[Option<ErrorKind>])>, Result<&str, ()>, Vec<&str>)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a [Option<ErrorKind>])>, Result<&'a str, ()>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         ("success first try", vec![("a1", &[None])], Ok("a1"), vec!["a1"]),
         ("retry 5xx then ok", vec![("a1", &[Some(ServerError), Some(ServerError), None])], Ok("a1"), vec!["a1", "a1", "a1"]),
         ("429s exhaust retries, fallback b", vec![("a1", &[Some(RateLimited)]), ("b1", &[None])], Ok("b1"), vec!["a1", "a1", "a1", "b1"]),
