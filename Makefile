@@ -31,9 +31,9 @@ PUBLIC_FILES := $(patsubst public/%,$(SITE)/%,$(wildcard public/*))
 # Served pre-compressed by the server (tower-http ServeDir) to clients that accept gzip.
 GZ_FILES := $(PKG)/tollgate.wasm.gz $(PKG)/tollgate.js.gz $(PKG)/tollgate.css.gz
 
-.PHONY: build site server mock wasm-tools FORCE
+.PHONY: build site server mock bins wasm-tools FORCE
 
-build: site server mock
+build: site bins
 
 # ---- tools ---------------------------------------------------------------
 
@@ -78,10 +78,51 @@ $(PKG)/%.gz: $(PKG)/%
 
 # ---- binaries --------------------------------------------------------------
 
-server:
-	$(CARGO) build -p server --release
+# One cargo invocation for both, so shared dependencies build once with one feature set.
+bins:
+	$(CARGO) build --release -p server -p tollgate-bench
 
-mock:
-	$(CARGO) build -p tollgate-bench --release
+server mock: bins
 
 FORCE:
+
+# ---- run and test ----------------------------------------------------------
+
+TOLLGATE_BIN := $(CARGO_TARGET_DIR)/release/tollgate
+MOCK_BIN := $(CARGO_TARGET_DIR)/release/mock-upstream
+VENV := $(HOME)/.cache/tollgate/venv
+PYTHON := $(VENV)/bin/python
+
+.PHONY: run test test-deps test-rust test-python test-python-postgres test-e2e
+
+# Serve on 127.0.0.1:4000 with SQLite under ./data and the demo config.
+run: site server
+	TOLLGATE_MASTER_KEY="$${TOLLGATE_MASTER_KEY:-sk-tollgate-demo}" $(TOLLGATE_BIN) serve $(if $(CONFIG),--config $(CONFIG))
+
+# Everything the tests need on a brand-new machine; each step is skipped when already there.
+test-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y --no-install-recommends chromium; }
+	@command -v psql >/dev/null && ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+	  || { apt-get update -qq && apt-get install -y --no-install-recommends postgresql; }
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	@$(PYTHON) -c 'import openai, pytest, httpx, boto3' 2>/dev/null \
+	  || $(VENV)/bin/pip install -q -r server/tests/python/requirements.txt
+	@test -d end2end/node_modules/@playwright/test \
+	  || (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+
+test: test-deps build test-rust test-python test-python-postgres test-e2e
+
+test-rust:
+	$(CARGO) test --release -p server -p tollgate-bench -p app
+
+test-python:
+	cd server/tests/python && TOLLGATE_BIN=$(TOLLGATE_BIN) MOCK_BIN=$(MOCK_BIN) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider
+
+test-python-postgres:
+	url=$$(.ci/postgres.sh start) && .ci/postgres.sh reset >/dev/null && \
+	cd server/tests/python && TOLLGATE_TEST_DATABASE_URL=$$url TOLLGATE_BIN=$(TOLLGATE_BIN) MOCK_BIN=$(MOCK_BIN) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider
+
+test-e2e:
+	TOLLGATE_BIN=$(TOLLGATE_BIN) MOCK_BIN=$(MOCK_BIN) end2end/run.sh

@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
     components::{Redirect, Route, Router, Routes, A},
-    path,
+    path, SsrMode,
 };
 
 #[cfg(feature = "ssr")]
@@ -58,7 +58,13 @@ pub fn App() -> impl IntoView {
             <div class="app" data-hydrated=move || hydrated.get().then_some("true")>
                 <Routes fallback=NotFound>
                     <Route path=path!("/ui") view=|| view! { <Redirect path=HOME_PATH /> } />
-                    <Route path=path!("/ui/models") view=models::ModelsPage />
+                    // In-order streaming: the list is in the HTML itself, not
+                    // patched in by inline scripts, so it shows without wasm/JS.
+                    <Route
+                        path=path!("/ui/models")
+                        view=models::ModelsPage
+                        ssr=SsrMode::InOrder
+                    />
                     <Route path=path!("/ui/login") view=login::LoginPage />
                     <Route path=path!("/ui/*any") view=NotFound />
                 </Routes>
