@@ -164,6 +164,12 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
         Arc::new(http::console::Backend(state.clone())),
     );
     let app = http::router(state.clone(), console);
+    // Small writes (SSE chunks, short replies) go out at once, not after a delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     tracing::info!(%addr, models = state.router.groups().count(), "tollgate serving");
     // One machine-readable line, for scripts and tests that start Tollgate on port 0.
     println!("tollgate listening on http://{addr}");

@@ -122,68 +122,108 @@ fn cost(d: &Deployment, usage: &Usage) -> f64 {
         + usage.completion_tokens as f64 * info.output_cost_per_token.unwrap_or(0.0)
 }
 
-fn route_info<T>(r: &Routed<T>) -> RouteInfo {
-    RouteInfo {
-        model_group: r.model_group.clone(),
-        deployment_id: r.deployment.config.id.clone(),
-        provider: r.deployment.config.provider,
-        upstream_model: r.deployment.config.upstream_model.clone(),
-        api_base: r.deployment.config.api_base.clone(),
-        retries: r.attempts.len(),
-        fallbacks_used: r.fallbacks_used,
-    }
+/// One model call's bookkeeping: its log record and clock, from parsing to the end.
+struct Call<'s> {
+    state: &'s AppState,
+    log: RequestLog,
+    started: Instant,
 }
 
-fn base_log(meta: &CallMeta<'_>, call_type: &'static str, model: &str, stream: bool, metadata: Option<Value>) -> RequestLog {
-    RequestLog {
-        request_id: meta.request_id.clone(),
-        started_at_ms: now_ms(),
-        call_type,
-        surface: meta.surface,
-        api_key_hash: meta.auth.key_hash.clone(),
-        key_alias: meta.auth.key_alias.clone(),
-        model_requested: model.to_string(),
-        stream,
-        metadata,
-        ..Default::default()
-    }
-}
-
-fn fill_success<T>(log: &mut RequestLog, r: &Routed<T>) {
-    log.model_group = Some(r.model_group.clone());
-    log.deployment_id = Some(r.deployment.config.id.clone());
-    log.provider = Some(r.deployment.config.provider.to_string());
-    log.upstream_model = Some(r.deployment.config.upstream_model.clone());
-    log.attempts = r.attempts.len() as u32 + 1;
-    log.fallbacks_used = r.fallbacks_used as u32;
-}
-
-fn log_failure(state: &AppState, mut log: RequestLog, started: Instant, err: &GatewayError) {
-    log.ended_at_ms = now_ms();
-    log.latency_ms = started.elapsed().as_millis() as u64;
-    log.outcome = "error";
-    match err {
-        GatewayError::Invalid { message, .. } => {
-            log.status_code = 400;
-            log.error = Some(message.clone());
-        }
-        GatewayError::Route(RouteError::UnknownModel(m)) => {
-            log.status_code = 400;
-            log.error = Some(format!("unknown model {m}"));
-        }
-        GatewayError::Route(RouteError::Failed { attempts, .. }) => {
-            log.attempts = attempts.len() as u32;
-            log.status_code = attempts.last().and_then(|a| a.error.status).unwrap_or(502);
-            log.error = Some(
-                attempts
-                    .iter()
-                    .map(|a| format!("{}: {}", a.model_group, a.error))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            );
+impl<'s> Call<'s> {
+    /// Starts the log and takes the gateway-level fields out of the body.
+    fn begin(
+        state: &'s AppState,
+        meta: &CallMeta<'_>,
+        call_type: &'static str,
+        model: &str,
+        extra: &mut Map<String, Value>,
+        stream: bool,
+    ) -> Result<(Self, GatewayParams), GatewayError> {
+        let mut call = Call {
+            state,
+            log: RequestLog {
+                request_id: meta.request_id.clone(),
+                started_at_ms: now_ms(),
+                call_type,
+                surface: meta.surface,
+                api_key_hash: meta.auth.key_hash.clone(),
+                key_alias: meta.auth.key_alias.clone(),
+                model_requested: model.to_string(),
+                stream,
+                ..Default::default()
+            },
+            started: Instant::now(),
+        };
+        match take_gateway_params(extra, stream) {
+            Ok(gp) => {
+                call.log.metadata = gp.metadata.clone();
+                Ok((call, gp))
+            }
+            Err(e) => Err(call.fail(e)),
         }
     }
-    state.logs.send(log);
+
+    /// Records where a routed call went.
+    fn routed<T>(&mut self, r: &Routed<T>) -> RouteInfo {
+        self.log.model_group = Some(r.model_group.clone());
+        self.log.deployment_id = Some(r.deployment.config.id.clone());
+        self.log.provider = Some(r.deployment.config.provider.to_string());
+        self.log.upstream_model = Some(r.deployment.config.upstream_model.clone());
+        self.log.attempts = r.attempts.len() as u32 + 1;
+        self.log.fallbacks_used = r.fallbacks_used as u32;
+        RouteInfo {
+            model_group: r.model_group.clone(),
+            deployment_id: r.deployment.config.id.clone(),
+            provider: r.deployment.config.provider,
+            upstream_model: r.deployment.config.upstream_model.clone(),
+            api_base: r.deployment.config.api_base.clone(),
+            retries: r.attempts.len(),
+            fallbacks_used: r.fallbacks_used,
+        }
+    }
+
+    /// Logs a completed call with its usage and cost.
+    fn succeed(mut self, deployment: &Deployment, usage: &Usage) {
+        self.log.prompt_tokens = usage.prompt_tokens;
+        self.log.completion_tokens = usage.completion_tokens;
+        self.log.spend = cost(deployment, usage);
+        self.log.status_code = 200;
+        self.log.outcome = "success";
+        self.log.ended_at_ms = now_ms();
+        self.log.latency_ms = self.started.elapsed().as_millis() as u64;
+        self.state.logs.send(self.log);
+    }
+
+    /// Logs a failed call and hands the error back.
+    fn fail(mut self, err: GatewayError) -> GatewayError {
+        let log = &mut self.log;
+        log.ended_at_ms = now_ms();
+        log.latency_ms = self.started.elapsed().as_millis() as u64;
+        log.outcome = "error";
+        match &err {
+            GatewayError::Invalid { message, .. } => {
+                log.status_code = 400;
+                log.error = Some(message.clone());
+            }
+            GatewayError::Route(RouteError::UnknownModel(m)) => {
+                log.status_code = 400;
+                log.error = Some(format!("unknown model {m}"));
+            }
+            GatewayError::Route(RouteError::Failed { attempts, .. }) => {
+                log.attempts = attempts.len() as u32;
+                log.status_code = attempts.last().and_then(|a| a.error.status).unwrap_or(502);
+                log.error = Some(
+                    attempts
+                        .iter()
+                        .map(|a| format!("{}: {}", a.model_group, a.error))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+            }
+        }
+        self.state.logs.send(self.log);
+        err
+    }
 }
 
 /// A non-streamed chat answer.
@@ -192,22 +232,13 @@ pub async fn chat(
     meta: CallMeta<'_>,
     mut req: ChatRequest,
 ) -> Result<(ChatResponse, RouteInfo), GatewayError> {
-    let started = Instant::now();
-    let gp = take_gateway_params(&mut req.extra, false);
-    let mut log = base_log(&meta, "chat", &req.model, false, None);
-    let gp = match gp {
-        Ok(gp) => gp,
-        Err(e) => {
-            log_failure(state, log, started, &e);
-            return Err(e);
-        }
-    };
-    log.metadata = gp.metadata.clone();
+    let model = req.model.clone();
+    let (mut call, gp) = Call::begin(state, &meta, "chat", &model, &mut req.extra, false)?;
     let drop_default = state.router.drop_params;
     let req = Arc::new(req);
     let result = state
         .router
-        .route(&req.model, &gp.opts, |dep, _| {
+        .route(&model, &gp.opts, |dep, _| {
             let req = Arc::clone(&req);
             let drop_params = gp.drop_params.or(dep.config.drop_params).unwrap_or(drop_default);
             async move { dep.provider.chat(for_deployment(&req, &dep), drop_params).await }
@@ -215,24 +246,11 @@ pub async fn chat(
         .await;
     match result {
         Ok(routed) => {
-            let info = route_info(&routed);
-            fill_success(&mut log, &routed);
-            let usage = routed.value.usage.clone().unwrap_or_default();
-            log.prompt_tokens = usage.prompt_tokens;
-            log.completion_tokens = usage.completion_tokens;
-            log.spend = cost(&routed.deployment, &usage);
-            log.status_code = 200;
-            log.outcome = "success";
-            log.ended_at_ms = now_ms();
-            log.latency_ms = started.elapsed().as_millis() as u64;
-            state.logs.send(log);
+            let info = call.routed(&routed);
+            call.succeed(&routed.deployment, &routed.value.usage.clone().unwrap_or_default());
             Ok((routed.value, info))
         }
-        Err(e) => {
-            let e = GatewayError::Route(e);
-            log_failure(state, log, started, &e);
-            Err(e)
-        }
+        Err(e) => Err(call.fail(GatewayError::Route(e))),
     }
 }
 
@@ -243,23 +261,14 @@ pub async fn chat_stream(
     meta: CallMeta<'_>,
     mut req: ChatRequest,
 ) -> Result<(LoggedStream, RouteInfo), GatewayError> {
-    let started = Instant::now();
     let include_usage = req.include_usage();
-    let gp = take_gateway_params(&mut req.extra, true);
-    let mut log = base_log(&meta, "chat", &req.model, true, None);
-    let gp = match gp {
-        Ok(gp) => gp,
-        Err(e) => {
-            log_failure(state, log, started, &e);
-            return Err(e);
-        }
-    };
-    log.metadata = gp.metadata.clone();
+    let model = req.model.clone();
+    let (mut call, gp) = Call::begin(state, &meta, "chat", &model, &mut req.extra, true)?;
     let drop_default = state.router.drop_params;
     let req = Arc::new(req);
     let result = state
         .router
-        .route(&req.model, &gp.opts, |dep, _| {
+        .route(&model, &gp.opts, |dep, _| {
             let req = Arc::clone(&req);
             let drop_params = gp.drop_params.or(dep.config.drop_params).unwrap_or(drop_default);
             async move {
@@ -277,9 +286,8 @@ pub async fn chat_stream(
         .await;
     match result {
         Ok(routed) => {
-            let info = route_info(&routed);
-            fill_success(&mut log, &routed);
-            log.ttft_ms = Some(started.elapsed().as_millis() as u64);
+            let info = call.routed(&routed);
+            call.log.ttft_ms = Some(call.started.elapsed().as_millis() as u64);
             let Routed { value: (first, rest), deployment, .. } = routed;
             let stream = LoggedStream {
                 pending_first: Some(first),
@@ -287,18 +295,14 @@ pub async fn chat_stream(
                 include_usage,
                 usage: None,
                 deployment,
-                log: Some(log),
-                started,
+                log: Some(call.log),
+                started: call.started,
                 sink: state.logs.clone(),
                 failed: None,
             };
             Ok((stream, info))
         }
-        Err(e) => {
-            let e = GatewayError::Route(e);
-            log_failure(state, log, started, &e);
-            Err(e)
-        }
+        Err(e) => Err(call.fail(GatewayError::Route(e))),
     }
 }
 
@@ -389,21 +393,12 @@ pub async fn embeddings(
     meta: CallMeta<'_>,
     mut req: EmbeddingRequest,
 ) -> Result<(EmbeddingResponse, RouteInfo), GatewayError> {
-    let started = Instant::now();
-    let gp = take_gateway_params(&mut req.extra, false);
-    let mut log = base_log(&meta, "embeddings", &req.model, false, None);
-    let gp = match gp {
-        Ok(gp) => gp,
-        Err(e) => {
-            log_failure(state, log, started, &e);
-            return Err(e);
-        }
-    };
-    log.metadata = gp.metadata.clone();
+    let model = req.model.clone();
+    let (mut call, gp) = Call::begin(state, &meta, "embeddings", &model, &mut req.extra, false)?;
     let req = Arc::new(req);
     let result = state
         .router
-        .route(&req.model, &gp.opts, |dep, _| {
+        .route(&model, &gp.opts, |dep, _| {
             let mut r = (*req).clone();
             r.model = dep.config.upstream_model.clone();
             async move { dep.provider.embed(r).await }
@@ -411,23 +406,10 @@ pub async fn embeddings(
         .await;
     match result {
         Ok(routed) => {
-            let info = route_info(&routed);
-            fill_success(&mut log, &routed);
-            let u = &routed.value.usage;
-            let usage = Usage::new(u.prompt_tokens, 0);
-            log.prompt_tokens = usage.prompt_tokens;
-            log.spend = cost(&routed.deployment, &usage);
-            log.status_code = 200;
-            log.outcome = "success";
-            log.ended_at_ms = now_ms();
-            log.latency_ms = started.elapsed().as_millis() as u64;
-            state.logs.send(log);
+            let info = call.routed(&routed);
+            call.succeed(&routed.deployment, &Usage::new(routed.value.usage.prompt_tokens, 0));
             Ok((routed.value, info))
         }
-        Err(e) => {
-            let e = GatewayError::Route(e);
-            log_failure(state, log, started, &e);
-            Err(e)
-        }
+        Err(e) => Err(call.fail(GatewayError::Route(e))),
     }
 }

@@ -68,8 +68,14 @@ pub fn route_headers(resp: &mut Response, info: &RouteInfo) {
     put("x-litellm-attempted-retries", &info.retries.to_string());
 }
 
-fn json_response(bytes: Vec<u8>) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+/// A 200 JSON answer from a routed call, with the headers naming who answered.
+fn routed_json<T: serde::Serialize>(value: &T, info: &RouteInfo) -> Result<Response, ApiError> {
+    let bytes = serde_json::to_vec(value)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", format!("encoding failed: {e}")))?;
+    let mut resp =
+        (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response();
+    route_headers(&mut resp, info);
+    Ok(resp)
 }
 
 fn validate_chat(req: &ChatRequest) -> Result<(), ApiError> {
@@ -115,11 +121,7 @@ async fn chat_completions(
         Ok(resp)
     } else {
         let (answer, info) = pipeline::chat(&state, meta, req).await?;
-        let bytes = serde_json::to_vec(&answer)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", format!("encoding failed: {e}")))?;
-        let mut resp = json_response(bytes);
-        route_headers(&mut resp, &info);
-        Ok(resp)
+        routed_json(&answer, &info)
     }
 }
 
@@ -176,11 +178,7 @@ async fn embeddings(
     }
     let meta = CallMeta { auth: &auth, request_id: request_id(&headers, rid.as_deref()), surface: "openai" };
     let (answer, info) = pipeline::embeddings(&state, meta, req).await?;
-    let bytes = serde_json::to_vec(&answer)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", format!("encoding failed: {e}")))?;
-    let mut resp = json_response(bytes);
-    route_headers(&mut resp, &info);
-    Ok(resp)
+    routed_json(&answer, &info)
 }
 
 fn model_object(id: &str, created: i64) -> serde_json::Value {

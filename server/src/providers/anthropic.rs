@@ -1,7 +1,7 @@
 //! Anthropic's native Messages API: conversions to and from the neutral
 //! (OpenAI-shaped) types, and the streaming events mapped to chunks.
 
-use super::{check_unsupported, completion_id, now_secs, ChunkStream, ErrorKind, ProviderError};
+use super::{add_extra_headers, check_unsupported, completion_id, foreign_params, now_secs, ChunkStream, ErrorKind, ProviderError};
 use crate::config::DeploymentConfig;
 use crate::gateway::types::{
     ChatChunk, ChatRequest, ChatResponse, Choice, Content, ContentPart, Delta, FunctionCall, FunctionCallDelta,
@@ -38,11 +38,7 @@ impl Anthropic {
             key.set_sensitive(true);
             headers.insert(HeaderName::from_static("x-api-key"), key);
         }
-        for (k, v) in &d.extra_headers {
-            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
-                headers.insert(k, v);
-            }
-        }
+        add_extra_headers(&mut headers, &d.extra_headers);
         let default_max_tokens = d
             .model_info
             .max_output_tokens
@@ -171,27 +167,6 @@ impl AUsage {
 
 // ---- request conversion ----
 
-/// Fields of the neutral request that Anthropic has no equivalent for.
-fn unsupported_fields(req: &ChatRequest) -> Vec<String> {
-    let mut names = Vec::new();
-    if req.n.is_some_and(|n| n > 1) {
-        names.push("n".into());
-    }
-    for (set, name) in [
-        (req.logprobs == Some(true), "logprobs"),
-        (req.top_logprobs.is_some(), "top_logprobs"),
-        (req.seed.is_some(), "seed"),
-        (req.presence_penalty.is_some(), "presence_penalty"),
-        (req.frequency_penalty.is_some(), "frequency_penalty"),
-    ] {
-        if set {
-            names.push(name.into());
-        }
-    }
-    names.extend(req.extra.keys().filter(|k| !PASSTHROUGH.contains(&k.as_str())).cloned());
-    names
-}
-
 /// Anthropic request fields a caller may send through the OpenAI surface.
 const PASSTHROUGH: &[&str] = &["top_k", "thinking", "metadata", "service_tier"];
 
@@ -201,7 +176,7 @@ pub fn to_messages_request(
     default_max_tokens: u32,
     stream: bool,
 ) -> Result<MessagesRequest, ProviderError> {
-    check_unsupported("Anthropic", &unsupported_fields(req), drop_params)?;
+    check_unsupported("Anthropic", &foreign_params(req, PASSTHROUGH), drop_params)?;
     let mut system: Vec<Value> = Vec::new();
     let mut messages: Vec<AMessage> = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {

@@ -17,6 +17,19 @@ use aws_sdk_bedrockruntime::Client;
 use serde_json::{json, Value};
 
 
+/// Converse and ConverseStream take the same input through two builder types.
+macro_rules! converse_input {
+    ($builder:expr, $model:expr, $input:expr) => {
+        $builder
+            .model_id($model)
+            .set_messages(Some($input.messages))
+            .set_system($input.system)
+            .set_inference_config($input.inference)
+            .set_tool_config($input.tools)
+            .set_additional_model_request_fields($input.additional)
+    };
+}
+
 pub struct Bedrock {
     client: Client,
     model: String,
@@ -65,36 +78,22 @@ impl Bedrock {
 
     pub async fn chat(&self, req: ChatRequest, drop_params: bool) -> Result<ChatResponse, ProviderError> {
         let input = convert::to_converse(&req, drop_params)?;
-        let out = self
-            .client
-            .converse()
-            .model_id(&req.model)
-            .set_messages(Some(input.messages))
-            .set_system(input.system)
-            .set_inference_config(input.inference)
-            .set_tool_config(input.tools)
-            .set_additional_model_request_fields(input.additional)
+        let json_mode = input.json_mode;
+        let out = converse_input!(self.client.converse(), &req.model, input)
             .send()
             .await
             .map_err(sdk_error)?;
-        convert::from_converse(out, &req.model, input.json_mode)
+        convert::from_converse(out, &req.model, json_mode)
     }
 
     pub async fn chat_stream(&self, req: ChatRequest, drop_params: bool) -> Result<ChunkStream, ProviderError> {
         let input = convert::to_converse(&req, drop_params)?;
-        let out = self
-            .client
-            .converse_stream()
-            .model_id(&req.model)
-            .set_messages(Some(input.messages))
-            .set_system(input.system)
-            .set_inference_config(input.inference)
-            .set_tool_config(input.tools)
-            .set_additional_model_request_fields(input.additional)
+        let json_mode = input.json_mode;
+        let out = converse_input!(self.client.converse_stream(), &req.model, input)
             .send()
             .await
             .map_err(sdk_error)?;
-        let state = StreamState::new(&req.model, input.json_mode);
+        let state = StreamState::new(&req.model, json_mode);
         let stream = futures::stream::unfold((out.stream, state, false), |(mut rx, mut st, done)| async move {
             if done {
                 return None;

@@ -68,6 +68,38 @@ impl Provider {
     }
 }
 
+/// The OpenAI parameters set on `req` that a non-OpenAI provider has no equivalent for,
+/// and every unknown field except those the provider takes as its own (`own`).
+pub(crate) fn foreign_params(req: &ChatRequest, own: &[&str]) -> Vec<String> {
+    let mut names = Vec::new();
+    if req.n.is_some_and(|n| n > 1) {
+        names.push("n".to_string());
+    }
+    for (set, name) in [
+        (req.logprobs == Some(true), "logprobs"),
+        (req.top_logprobs.is_some(), "top_logprobs"),
+        (req.seed.is_some(), "seed"),
+        (req.presence_penalty.is_some(), "presence_penalty"),
+        (req.frequency_penalty.is_some(), "frequency_penalty"),
+    ] {
+        if set {
+            names.push(name.to_string());
+        }
+    }
+    names.extend(req.extra.keys().filter(|k| !own.contains(&k.as_str())).cloned());
+    names
+}
+
+/// Adds a deployment's `extra_headers` (invalid names or values are skipped).
+pub(crate) fn add_extra_headers(headers: &mut reqwest::header::HeaderMap, extra: &std::collections::BTreeMap<String, String>) {
+    use reqwest::header::{HeaderName, HeaderValue};
+    for (k, v) in extra {
+        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            headers.insert(k, v);
+        }
+    }
+}
+
 /// Rejects parameters a provider cannot honour, unless they are to be dropped.
 pub(crate) fn check_unsupported(provider: &str, names: &[String], drop_params: bool) -> Result<(), ProviderError> {
     if names.is_empty() || drop_params {

@@ -49,11 +49,7 @@ impl OpenAi {
         if let Some(org) = d.organization.as_deref().and_then(|o| HeaderValue::from_str(o).ok()) {
             headers.insert(HeaderName::from_static("openai-organization"), org);
         }
-        for (k, v) in &d.extra_headers {
-            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
-                headers.insert(k, v);
-            }
-        }
+        super::add_extra_headers(&mut headers, &d.extra_headers);
         OpenAi { http, chat_url, embeddings_url, headers }
     }
 

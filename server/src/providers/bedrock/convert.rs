@@ -4,7 +4,7 @@ use crate::gateway::types::{
     ChatRequest, ChatResponse, Choice, Content, ContentPart, FunctionCall, Message as NMessage,
     PromptTokensDetails, ResponseFormat, ResponseMessage, Role, ToolCall, ToolChoice as NToolChoice, Usage,
 };
-use crate::providers::{check_unsupported, completion_id, now_secs, ErrorKind, ProviderError};
+use crate::providers::{check_unsupported, completion_id, foreign_params, now_secs, ErrorKind, ProviderError};
 use aws_sdk_bedrockruntime::operation::converse::ConverseOutput;
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{
@@ -42,23 +42,7 @@ fn build_err(what: &str, e: impl std::fmt::Display) -> ProviderError {
 }
 
 pub fn to_converse(req: &ChatRequest, drop_params: bool) -> Result<ConverseInput, ProviderError> {
-    let mut unsupported: Vec<String> = Vec::new();
-    if req.n.is_some_and(|n| n > 1) {
-        unsupported.push("n".into());
-    }
-    for (set, name) in [
-        (req.logprobs == Some(true), "logprobs"),
-        (req.top_logprobs.is_some(), "top_logprobs"),
-        (req.seed.is_some(), "seed"),
-        (req.presence_penalty.is_some(), "presence_penalty"),
-        (req.frequency_penalty.is_some(), "frequency_penalty"),
-    ] {
-        if set {
-            unsupported.push(name.into());
-        }
-    }
-    unsupported.extend(req.extra.keys().filter(|k| !ADDITIONAL.contains(&k.as_str())).cloned());
-    check_unsupported("Bedrock", &unsupported, drop_params)?;
+    check_unsupported("Bedrock", &foreign_params(req, ADDITIONAL), drop_params)?;
 
     let mut system = Vec::new();
     let mut messages: Vec<(ConversationRole, Vec<ContentBlock>)> = Vec::new();
