@@ -19,6 +19,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+// Many small, short-lived allocations per request (JSON trees, headers): mimalloc
+// serves them with less CPU than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tollgate", version, about = "LLM gateway and admin console")]
 struct Cli {
@@ -141,6 +146,8 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
 
     let http = reqwest::Client::builder()
         .pool_idle_timeout(std::time::Duration::from_secs(90))
+        // Upstreams are reached directly: no per-request proxy matching.
+        .no_proxy()
         .tcp_nodelay(true)
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;

@@ -6,6 +6,7 @@
 
 use crate::secret::Secret;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// The session field holding the signed-in principal.
@@ -23,8 +24,8 @@ pub enum Principal {
 pub struct AuthContext {
     pub principal: Principal,
     /// SHA-256 (hex) of the key used, for logs; never the key.
-    pub key_hash: Option<String>,
-    pub key_alias: Option<String>,
+    pub key_hash: Option<Arc<str>>,
+    pub key_alias: Option<Arc<str>>,
 }
 
 impl AuthContext {
@@ -35,13 +36,14 @@ impl AuthContext {
 
 pub struct Authenticator {
     master_hash: [u8; 32],
-    master_hash_hex: String,
+    master_hash_hex: Arc<str>,
+    master_alias: Arc<str>,
 }
 
 impl Authenticator {
     pub fn new(master_key: &Secret) -> Self {
         let digest: [u8; 32] = Sha256::digest(master_key.expose().as_bytes()).into();
-        Authenticator { master_hash: digest, master_hash_hex: hex::encode(digest) }
+        Authenticator { master_hash: digest, master_hash_hex: hex::encode(digest).into(), master_alias: "master".into() }
     }
 
     /// Resolves a presented API key. Constant-time on the hash.
@@ -51,7 +53,7 @@ impl Authenticator {
             return Some(AuthContext {
                 principal: Principal::Master,
                 key_hash: Some(self.master_hash_hex.clone()),
-                key_alias: Some("master".into()),
+                key_alias: Some(self.master_alias.clone()),
             });
         }
         None
@@ -62,7 +64,7 @@ impl Authenticator {
         (principal == "master").then(|| AuthContext {
             principal: Principal::Master,
             key_hash: Some(self.master_hash_hex.clone()),
-            key_alias: Some("master".into()),
+            key_alias: Some(self.master_alias.clone()),
         })
     }
 }

@@ -23,13 +23,8 @@ pub enum GatewayError {
 }
 
 /// Where a routed call went, for response headers.
-#[derive(Debug, Clone)]
 pub struct RouteInfo {
-    pub model_group: String,
-    pub deployment_id: String,
-    pub provider: &'static str,
-    pub upstream_model: String,
-    pub api_base: Option<String>,
+    pub deployment: Arc<Deployment>,
     pub retries: usize,
     pub fallbacks_used: usize,
 }
@@ -171,15 +166,7 @@ impl<'s> Call<'s> {
         self.log.upstream_model = Some(r.deployment.config.upstream_model.clone());
         self.log.attempts = r.attempts.len() as u32 + 1;
         self.log.fallbacks_used = r.fallbacks_used as u32;
-        RouteInfo {
-            model_group: r.model_group.clone(),
-            deployment_id: r.deployment.config.id.clone(),
-            provider: r.deployment.config.provider,
-            upstream_model: r.deployment.config.upstream_model.clone(),
-            api_base: r.deployment.config.api_base.clone(),
-            retries: r.attempts.len(),
-            fallbacks_used: r.fallbacks_used,
-        }
+        RouteInfo { deployment: Arc::clone(&r.deployment), retries: r.attempts.len(), fallbacks_used: r.fallbacks_used }
     }
 
     /// Logs a completed call with its usage and cost.

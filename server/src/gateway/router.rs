@@ -4,6 +4,7 @@
 
 use crate::config::{Config, DeploymentConfig, RouterConfig};
 use crate::providers::{ErrorKind, Provider, ProviderError};
+use http::HeaderValue;
 use rand::Rng;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -20,6 +21,32 @@ pub struct Deployment {
     pub config: DeploymentConfig,
     pub provider: Provider,
     pub health: Health,
+    pub labels: Labels,
+}
+
+/// A deployment's identity as header values, built once and cloned (a reference
+/// count) into every response it answers.
+pub struct Labels {
+    pub model_group: HeaderValue,
+    pub id: HeaderValue,
+    pub provider: HeaderValue,
+    pub upstream_model: HeaderValue,
+    pub api_base: Option<HeaderValue>,
+}
+
+impl Labels {
+    fn new(d: &DeploymentConfig) -> Self {
+        let value = |s: &str| {
+            HeaderValue::from_bytes(s.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static("(not representable)"))
+        };
+        Labels {
+            model_group: value(&d.model_name),
+            id: value(&d.id),
+            provider: value(d.provider),
+            upstream_model: value(&d.upstream_model),
+            api_base: d.api_base.as_deref().map(value),
+        }
+    }
 }
 
 /// Passive health: the outcome of the last call (or health check).
@@ -120,6 +147,7 @@ impl Router {
         for d in &config.deployments {
             let dep = Arc::new(Deployment {
                 provider: Provider::new(d, http).await,
+                labels: Labels::new(d),
                 config: d.clone(),
                 health: Health::default(),
             });

@@ -16,9 +16,8 @@ use axum::Router;
 use errors::ApiError;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
 
@@ -72,12 +71,24 @@ pub fn router(state: SharedState, console: Router) -> Router {
                 HeaderName::from_static("x-api-key"),
                 HeaderName::from_static("api-key"),
             ]))
-            .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
-            .layer(TraceLayer::new_for_http())
+            .layer(SetRequestIdLayer::new(x_request_id.clone(), TimeOrderedId))
             .layer(PropagateRequestIdLayer::new(x_request_id))
             .layer(sessions)
             .layer(middleware::from_fn_with_state(state, authenticate)),
     )
+}
+
+/// Request ids are UUIDv7: unique, and time-ordered, so the request log's primary
+/// key grows at one end instead of splitting random index pages.
+#[derive(Clone, Copy)]
+struct TimeOrderedId;
+
+impl MakeRequestId for TimeOrderedId {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        let mut buf = uuid::Uuid::encode_buffer();
+        let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+        axum::http::HeaderValue::from_str(id).ok().map(RequestId::new)
+    }
 }
 
 async fn not_found(req: Request) -> Response {

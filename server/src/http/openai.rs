@@ -45,27 +45,26 @@ pub fn request_id(headers: &HeaderMap, ext: Option<&RequestId>) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-/// Headers naming who answered.
+/// Headers naming who answered (values prepared once per deployment).
 pub fn route_headers(resp: &mut Response, info: &RouteInfo) {
+    let l = &info.deployment.labels;
     let h = resp.headers_mut();
-    let mut put = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(HeaderName::from_static(name), v);
-        }
-    };
-    put("x-tollgate-model", &info.model_group);
-    put("x-tollgate-deployment-id", &info.deployment_id);
-    put("x-tollgate-provider", info.provider);
-    put("x-tollgate-upstream-model", &info.upstream_model);
-    put("x-tollgate-attempts", &(info.retries + 1).to_string());
+    let attempts = HeaderValue::from((info.retries + 1) as u64);
+    let retries = HeaderValue::from(info.retries as u64);
+    let fallbacks = HeaderValue::from(info.fallbacks_used as u64);
+    h.insert(HeaderName::from_static("x-tollgate-model"), l.model_group.clone());
+    h.insert(HeaderName::from_static("x-tollgate-deployment-id"), l.id.clone());
+    h.insert(HeaderName::from_static("x-tollgate-provider"), l.provider.clone());
+    h.insert(HeaderName::from_static("x-tollgate-upstream-model"), l.upstream_model.clone());
+    h.insert(HeaderName::from_static("x-tollgate-attempts"), attempts);
     // LiteLLM's names, for clients that read them.
-    put("x-litellm-model-id", &info.deployment_id);
-    put("x-litellm-model-group", &info.model_group);
-    if let Some(base) = &info.api_base {
-        put("x-litellm-model-api-base", base);
+    h.insert(HeaderName::from_static("x-litellm-model-id"), l.id.clone());
+    h.insert(HeaderName::from_static("x-litellm-model-group"), l.model_group.clone());
+    h.insert(HeaderName::from_static("x-litellm-attempted-retries"), retries);
+    h.insert(HeaderName::from_static("x-litellm-attempted-fallbacks"), fallbacks);
+    if let Some(base) = &l.api_base {
+        h.insert(HeaderName::from_static("x-litellm-model-api-base"), base.clone());
     }
-    put("x-litellm-attempted-fallbacks", &info.fallbacks_used.to_string());
-    put("x-litellm-attempted-retries", &info.retries.to_string());
 }
 
 /// A 200 JSON answer from a routed call, with the headers naming who answered.

@@ -21,8 +21,8 @@ pub struct RequestLog {
     pub ended_at_ms: i64,
     pub call_type: &'static str,
     pub surface: &'static str,
-    pub api_key_hash: Option<String>,
-    pub key_alias: Option<String>,
+    pub api_key_hash: Option<Arc<str>>,
+    pub key_alias: Option<Arc<str>>,
     pub user_id: Option<String>,
     pub team_id: Option<String>,
     pub model_requested: String,
@@ -92,33 +92,38 @@ impl LogWriter {
     }
 }
 
+/// Wakes every `FLUSH_EVERY` and writes what queued meanwhile, so a request's
+/// send never has to wake this task (no cross-thread wake-up per request).
 async fn run(store: Store, mut rx: mpsc::Receiver<RequestLog>, stop: CancellationToken) {
     let mut batch: Vec<RequestLog> = Vec::with_capacity(BATCH);
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            biased;
-            got = rx.recv() => match got {
-                Some(log) => batch.push(log),
-                None => break,
-            },
-            _ = stop.cancelled() => break,
-        }
-        // Gather what else arrives in the next moment, up to a batch.
-        let deadline = tokio::time::sleep(FLUSH_EVERY);
-        tokio::pin!(deadline);
-        while batch.len() < BATCH {
-            tokio::select! {
-                got = rx.recv() => match got {
-                    Some(log) => batch.push(log),
-                    None => break,
-                },
-                _ = &mut deadline => break,
-                _ = stop.cancelled() => break,
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.cancelled() => true,
+        };
+        loop {
+            match rx.try_recv() {
+                Ok(log) => {
+                    batch.push(log);
+                    if batch.len() >= BATCH {
+                        write(&store, &mut batch).await;
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    write(&store, &mut batch).await;
+                    return;
+                }
             }
         }
         write(&store, &mut batch).await;
+        if stopping {
+            break;
+        }
     }
-    // Shutting down: write everything still queued.
+    // Shutting down: write whatever arrived while the last batch was written.
     rx.close();
     while let Some(log) = rx.recv().await {
         batch.push(log);

@@ -15,9 +15,14 @@ use serde_json::Value;
 
 pub struct OpenAi {
     http: reqwest::Client,
-    chat_url: String,
-    embeddings_url: String,
+    /// Parsed once: a bad `api_base` fails every call with its reason.
+    chat_url: Result<reqwest::Url, String>,
+    embeddings_url: Result<reqwest::Url, String>,
     headers: HeaderMap,
+}
+
+fn parse_url(url: String) -> Result<reqwest::Url, String> {
+    reqwest::Url::parse(&url).map_err(|e| format!("the deployment's api_base gives an invalid URL {url:?}: {e}"))
 }
 
 impl OpenAi {
@@ -50,15 +55,20 @@ impl OpenAi {
             headers.insert(HeaderName::from_static("openai-organization"), org);
         }
         super::add_extra_headers(&mut headers, &d.extra_headers);
-        OpenAi { http, chat_url, embeddings_url, headers }
+        OpenAi { http, chat_url: parse_url(chat_url), embeddings_url: parse_url(embeddings_url), headers }
     }
 
-    async fn post<T: Serialize>(&self, url: &str, body: &T) -> Result<reqwest::Response, ProviderError> {
+    async fn post<T: Serialize>(
+        &self,
+        url: &Result<reqwest::Url, String>,
+        body: &T,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let url = url.as_ref().map_err(|e| ProviderError::new(ErrorKind::Config, e.clone()))?;
         let body = serde_json::to_vec(body)
             .map_err(|e| ProviderError::new(ErrorKind::BadRequest, format!("request could not be encoded: {e}")))?;
         let resp = self
             .http
-            .post(url)
+            .post(url.clone())
             .headers(self.headers.clone())
             .body(body)
             .send()

@@ -5,8 +5,6 @@ use crate::logs::RequestLog;
 use crate::secret::redact_dsn;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::types::Json;
-use sqlx::QueryBuilder;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -91,73 +89,139 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a batch of request logs in one statement (ignoring ids already written).
+    /// Writes a batch of request logs in one transaction (ids already written are skipped).
+    /// SQLite runs one cached single-row statement per log; Postgres inserts the
+    /// whole batch as arrays through `UNNEST` (one statement whatever the size).
     pub async fn insert_request_logs(&self, rows: &[RequestLog]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
         match self {
             Store::Sqlite(p) => {
-                let mut qb = QueryBuilder::new(INSERT_LOGS);
-                push_log_rows(&mut qb, rows);
-                qb.push(" ON CONFLICT (request_id) DO NOTHING");
-                qb.build().execute(p).await?;
+                // Multi-row statements in power-of-two sizes: a batch takes a few
+                // round trips to SQLite's worker thread, each statement cached.
+                let mut tx = p.begin().await?;
+                let mut rest = rows;
+                while !rest.is_empty() {
+                    let (size, sql) = sqlite_insert_for(rest.len());
+                    let (chunk, tail) = rest.split_at(size);
+                    let mut q = sqlx::query(sql);
+                    for r in chunk {
+                        q = q
+                            .bind(r.request_id.clone())
+                            .bind(r.started_at_ms)
+                            .bind(r.ended_at_ms)
+                            .bind(r.call_type)
+                            .bind(r.surface)
+                            .bind(r.api_key_hash.as_deref().map(str::to_string))
+                            .bind(r.key_alias.as_deref().map(str::to_string))
+                            .bind(r.user_id.clone())
+                            .bind(r.team_id.clone())
+                            .bind(r.model_requested.clone())
+                            .bind(r.model_group.clone())
+                            .bind(r.deployment_id.clone())
+                            .bind(r.provider.clone())
+                            .bind(r.upstream_model.clone())
+                            .bind(r.stream)
+                            .bind(i32::from(r.status_code))
+                            .bind(r.outcome)
+                            .bind(r.error.clone())
+                            .bind(r.attempts as i32)
+                            .bind(r.fallbacks_used as i32)
+                            .bind(r.prompt_tokens as i64)
+                            .bind(r.completion_tokens as i64)
+                            .bind((r.prompt_tokens + r.completion_tokens) as i64)
+                            .bind(r.spend)
+                            .bind(r.latency_ms as i64)
+                            .bind(r.ttft_ms.map(|t| t as i64))
+                            .bind(r.metadata.as_ref().map(|m| m.to_string()));
+                    }
+                    q.execute(&mut *tx).await?;
+                    rest = tail;
+                }
+                tx.commit().await?;
             }
             Store::Postgres(p) => {
-                let mut qb = QueryBuilder::new(INSERT_LOGS);
-                push_log_rows(&mut qb, rows);
-                qb.push(" ON CONFLICT (request_id) DO NOTHING");
-                qb.build().execute(p).await?;
+                let text = |f: fn(&RequestLog) -> Option<&str>| -> Vec<Option<String>> {
+                    rows.iter().map(|r| f(r).map(str::to_string)).collect()
+                };
+                let int = |f: fn(&RequestLog) -> i64| -> Vec<i64> { rows.iter().map(f).collect() };
+                let small = |f: fn(&RequestLog) -> i32| -> Vec<i32> { rows.iter().map(f).collect() };
+                sqlx::query(INSERT_LOGS_POSTGRES)
+                    .bind(text(|r| Some(&r.request_id)))
+                    .bind(int(|r| r.started_at_ms))
+                    .bind(int(|r| r.ended_at_ms))
+                    .bind(text(|r| Some(r.call_type)))
+                    .bind(text(|r| Some(r.surface)))
+                    .bind(text(|r| r.api_key_hash.as_deref()))
+                    .bind(text(|r| r.key_alias.as_deref()))
+                    .bind(text(|r| r.user_id.as_deref()))
+                    .bind(text(|r| r.team_id.as_deref()))
+                    .bind(text(|r| Some(&r.model_requested)))
+                    .bind(text(|r| r.model_group.as_deref()))
+                    .bind(text(|r| r.deployment_id.as_deref()))
+                    .bind(text(|r| r.provider.as_deref()))
+                    .bind(text(|r| r.upstream_model.as_deref()))
+                    .bind(rows.iter().map(|r| r.stream).collect::<Vec<bool>>())
+                    .bind(small(|r| i32::from(r.status_code)))
+                    .bind(text(|r| Some(r.outcome)))
+                    .bind(text(|r| r.error.as_deref()))
+                    .bind(small(|r| r.attempts as i32))
+                    .bind(small(|r| r.fallbacks_used as i32))
+                    .bind(int(|r| r.prompt_tokens as i64))
+                    .bind(int(|r| r.completion_tokens as i64))
+                    .bind(int(|r| (r.prompt_tokens + r.completion_tokens) as i64))
+                    .bind(rows.iter().map(|r| r.spend).collect::<Vec<f64>>())
+                    .bind(int(|r| r.latency_ms as i64))
+                    .bind(rows.iter().map(|r| r.ttft_ms.map(|t| t as i64)).collect::<Vec<Option<i64>>>())
+                    .bind(rows.iter().map(|r| r.metadata.as_ref().map(|m| m.to_string())).collect::<Vec<Option<String>>>())
+                    .execute(p)
+                    .await?;
             }
         }
         Ok(())
     }
 }
 
-const INSERT_LOGS: &str = "INSERT INTO request_logs (request_id, started_at_ms, ended_at_ms, call_type, surface, \
-     api_key_hash, key_alias, user_id, team_id, model_requested, model_group, deployment_id, provider, \
-     upstream_model, stream, status_code, outcome, error, attempts, fallbacks_used, prompt_tokens, \
-     completion_tokens, total_tokens, spend, latency_ms, ttft_ms, metadata) ";
+const LOG_COLUMN_COUNT: usize = 27;
+const SQLITE_CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
-fn push_log_rows<DB>(qb: &mut QueryBuilder<DB>, rows: &[RequestLog])
-where
-    DB: sqlx::Database,
-    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Option<i64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> i32: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> bool: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> f64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Option<Json<serde_json::Value>>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-{
-    qb.push_values(rows, |mut b, r| {
-        b.push_bind(r.request_id.clone())
-            .push_bind(r.started_at_ms)
-            .push_bind(r.ended_at_ms)
-            .push_bind(r.call_type.to_string())
-            .push_bind(r.surface.to_string())
-            .push_bind(r.api_key_hash.clone())
-            .push_bind(r.key_alias.clone())
-            .push_bind(r.user_id.clone())
-            .push_bind(r.team_id.clone())
-            .push_bind(r.model_requested.clone())
-            .push_bind(r.model_group.clone())
-            .push_bind(r.deployment_id.clone())
-            .push_bind(r.provider.clone())
-            .push_bind(r.upstream_model.clone())
-            .push_bind(r.stream)
-            .push_bind(i32::from(r.status_code))
-            .push_bind(r.outcome.to_string())
-            .push_bind(r.error.clone())
-            .push_bind(r.attempts as i32)
-            .push_bind(r.fallbacks_used as i32)
-            .push_bind(r.prompt_tokens as i64)
-            .push_bind(r.completion_tokens as i64)
-            .push_bind((r.prompt_tokens + r.completion_tokens) as i64)
-            .push_bind(r.spend)
-            .push_bind(r.latency_ms as i64)
-            .push_bind(r.ttft_ms.map(|t| t as i64))
-            .push_bind(r.metadata.clone().map(Json));
+/// The largest cached multi-row insert that fits `remaining` rows, and its SQL.
+fn sqlite_insert_for(remaining: usize) -> (usize, &'static str) {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        SQLITE_CHUNKS
+            .iter()
+            .map(|&n| {
+                let row = format!("({})", vec!["?"; LOG_COLUMN_COUNT].join(", "));
+                format!(
+                    "INSERT INTO request_logs (request_id, started_at_ms, ended_at_ms, call_type, surface, \
+                     api_key_hash, key_alias, user_id, team_id, model_requested, model_group, deployment_id, \
+                     provider, upstream_model, stream, status_code, outcome, error, attempts, fallbacks_used, \
+                     prompt_tokens, completion_tokens, total_tokens, spend, latency_ms, ttft_ms, metadata) \
+                     VALUES {} ON CONFLICT (request_id) DO NOTHING",
+                    vec![row; n].join(", ")
+                )
+            })
+            .collect()
     });
+    let i = SQLITE_CHUNKS.iter().position(|&n| n <= remaining).unwrap_or(SQLITE_CHUNKS.len() - 1);
+    (SQLITE_CHUNKS[i], sql[i].as_str())
 }
+
+const INSERT_LOGS_POSTGRES: &str = "INSERT INTO request_logs (request_id, started_at_ms, ended_at_ms, call_type, \
+     surface, api_key_hash, key_alias, user_id, team_id, model_requested, model_group, deployment_id, provider, \
+     upstream_model, stream, status_code, outcome, error, attempts, fallbacks_used, prompt_tokens, \
+     completion_tokens, total_tokens, spend, latency_ms, ttft_ms, metadata) \
+     SELECT t.request_id, t.started_at_ms, t.ended_at_ms, t.call_type, t.surface, t.api_key_hash, t.key_alias, \
+     t.user_id, t.team_id, t.model_requested, t.model_group, t.deployment_id, t.provider, t.upstream_model, \
+     t.stream, t.status_code, t.outcome, t.error, t.attempts, t.fallbacks_used, t.prompt_tokens, \
+     t.completion_tokens, t.total_tokens, t.spend, t.latency_ms, t.ttft_ms, t.metadata::jsonb \
+     FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], \
+     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bool[], \
+     $16::int[], $17::text[], $18::text[], $19::int[], $20::int[], $21::bigint[], $22::bigint[], $23::bigint[], \
+     $24::float8[], $25::bigint[], $26::bigint[], $27::text[]) \
+     AS t(request_id, started_at_ms, ended_at_ms, call_type, surface, api_key_hash, key_alias, user_id, team_id, \
+     model_requested, model_group, deployment_id, provider, upstream_model, stream, status_code, outcome, error, \
+     attempts, fallbacks_used, prompt_tokens, completion_tokens, total_tokens, spend, latency_ms, ttft_ms, \
+     metadata) ON CONFLICT (request_id) DO NOTHING";
