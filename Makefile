@@ -80,7 +80,7 @@ $(PKG)/%.gz: $(PKG)/%
 
 # One cargo invocation for both, so shared dependencies build once with one feature set.
 bins:
-	$(CARGO) build --release -p server -p tollgate-bench
+	$(CARGO) build --release -p server -p tollgate-bench -p app
 
 server mock: bins
 
