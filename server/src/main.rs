@@ -146,8 +146,10 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
 
     let http = reqwest::Client::builder()
         .pool_idle_timeout(std::time::Duration::from_secs(90))
-        // Upstreams are reached directly: no per-request proxy matching.
+        // Upstreams are reached directly: no per-request proxy matching, no redirects.
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
         .tcp_nodelay(true)
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
