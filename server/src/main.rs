@@ -56,10 +56,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     // sqlx, reqwest and the AWS SDK share one TLS crypto provider.
-    if rustls::crypto::aws_lc_rs::default_provider().install_default().is_err() {
+    if rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .is_err()
+    {
         tracing::debug!("a TLS crypto provider was already installed");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tollgate: cannot start the async runtime: {e}");
@@ -92,7 +98,9 @@ fn init_tracing() {
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,aws_config=warn"));
     let json = std::env::var("TOLLGATE_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -105,7 +113,11 @@ fn check_config(path: &std::path::Path) -> Result<(), String> {
     for w in &cfg.warnings {
         println!("warning: {w}");
     }
-    println!("{}: {} deployments, OK", path.display(), cfg.deployments.len());
+    println!(
+        "{}: {} deployments, OK",
+        path.display(),
+        cfg.deployments.len()
+    );
     Ok(())
 }
 
@@ -114,7 +126,8 @@ async fn load_config(path: Option<PathBuf>) -> Result<config::Config, String> {
         Some(p) => config::load_file(&p, None).map_err(|e| e.to_string()),
         None => {
             let found = config::demo::discover(&Env::default()).await;
-            config::load_str(&config::demo::yaml(&found), "<demo config>", None).map_err(|e| e.to_string())
+            config::load_str(&config::demo::yaml(&found), "<demo config>", None)
+                .map_err(|e| e.to_string())
         }
     }
 }
@@ -125,7 +138,11 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
         tracing::warn!("config {}: {w}", cfg.source);
     }
     let env = Env::default();
-    let master_key = match env.get("TOLLGATE_MASTER_KEY").map(Secret::new).or_else(|| cfg.master_key.clone()) {
+    let master_key = match env
+        .get("TOLLGATE_MASTER_KEY")
+        .map(Secret::new)
+        .or_else(|| cfg.master_key.clone())
+    {
         Some(k) => k,
         None => {
             let k = Secret::new(format!("sk-{}", uuid::Uuid::new_v4().simple()));
@@ -141,7 +158,9 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
         .get("DATABASE_URL")
         .or_else(|| cfg.database_url.clone())
         .unwrap_or_else(|| store::DEFAULT_DATABASE_URL.to_string());
-    let store = store::Store::connect(&database_url).await.map_err(|e| e.to_string())?;
+    let store = store::Store::connect(&database_url)
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!(store = store.backend(), url = %secret::redact_dsn(&database_url), "store ready");
 
     let http = reqwest::Client::builder()
@@ -167,7 +186,9 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
         .await
         .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
-    let site_root = env.get("TOLLGATE_SITE_ROOT").unwrap_or_else(|| "site".into());
+    let site_root = env
+        .get("TOLLGATE_SITE_ROOT")
+        .unwrap_or_else(|| "site".into());
     let console = ui::router(
         ui::leptos_options(&site_root, addr),
         Arc::new(http::console::Backend(state.clone())),

@@ -52,7 +52,10 @@ router_settings:
         .args(["serve", "--port", "0", "--config"])
         .arg(&path)
         .env("TOLLGATE_MASTER_KEY", KEY)
-        .env("DATABASE_URL", format!("sqlite://{}/t.db", dir.path().display()))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/t.db", dir.path().display()),
+        )
         .env("TOLLGATE_LOG", "warn")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(Stdio::piped())
@@ -61,14 +64,20 @@ router_settings:
         .unwrap_or_else(|e| panic!("cannot start tollgate: {e}"));
     let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap_or_else(|e| panic!("{e}"));
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{e}"));
     let url = line
         .trim()
         .split("listening on ")
         .nth(1)
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
-    Gateway { child, url, _dir: dir }
+    Gateway {
+        child,
+        url,
+        _dir: dir,
+    }
 }
 
 async fn chat(gw: &Gateway, body: Value) -> reqwest::Response {
@@ -82,24 +91,36 @@ async fn chat(gw: &Gateway, body: Value) -> reqwest::Response {
 }
 
 fn model_requests(mock: &MockHandle) -> Vec<tollgate_bench::RecordedRequest> {
-    mock.requests().into_iter().filter(|r| !r.path.starts_with("/__mock")).collect()
+    mock.requests()
+        .into_iter()
+        .filter(|r| !r.path.starts_with("/__mock"))
+        .collect()
 }
 
 #[tokio::test]
 async fn each_family_sends_exactly_one_well_formed_upstream_call() {
-    let mock = tollgate_bench::start(MockConfig::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let mock = tollgate_bench::start(MockConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let gw = start_gateway(&mock);
     let cases = [
         ("gpt", "/v1/chat/completions", "gpt-4o"),
         ("claude", "/v1/messages", "claude-3-haiku"),
-        ("bedrock", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse", "anthropic.claude-3-haiku-20240307-v1:0"),
+        (
+            "bedrock",
+            "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+        ),
     ];
     for (model, path, upstream_model) in cases {
         mock.clear_requests();
         let resp = chat(&gw, json!({"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 20})).await;
         assert_eq!(resp.status(), 200, "{model}");
         let body: Value = resp.json().await.unwrap_or_default();
-        assert_eq!(body["choices"][0]["message"]["content"], "Mock reply to: ping", "{model}");
+        assert_eq!(
+            body["choices"][0]["message"]["content"], "Mock reply to: ping",
+            "{model}"
+        );
         let reqs = model_requests(&mock);
         assert_eq!(reqs.len(), 1, "{model}: exactly one upstream call");
         assert_eq!(reqs[0].path, path, "{model}");
@@ -114,44 +135,71 @@ async fn each_family_sends_exactly_one_well_formed_upstream_call() {
     };
     assert_eq!(claude.header("x-api-key"), Some("sk-up"));
     assert_eq!(claude.header("anthropic-version"), Some("2023-06-01"));
-    assert_eq!(claude.body["system"], json!([{"type": "text", "text": "sys"}]));
+    assert_eq!(
+        claude.body["system"],
+        json!([{"type": "text", "text": "sys"}])
+    );
     assert_eq!(claude.body["max_tokens"], 4096);
 }
 
 #[tokio::test]
 async fn retries_and_fallbacks_make_exactly_the_expected_calls() {
-    let mock = tollgate_bench::start(MockConfig::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let mock = tollgate_bench::start(MockConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let gw = start_gateway(&mock);
 
     // One 500, then success: two calls.
     mock.clear_requests();
     mock.push_fault(Fault::status(500).matching("primary-model"));
-    let resp = chat(&gw, json!({"model": "primary", "messages": [{"role": "user", "content": "a"}]})).await;
+    let resp = chat(
+        &gw,
+        json!({"model": "primary", "messages": [{"role": "user", "content": "a"}]}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(model_requests(&mock).len(), 2);
 
     // Three 503s exhaust 1 + 2 retries; the fallback answers: four calls, the last to Anthropic.
     mock.clear_requests();
     mock.push_fault(Fault::status(503).matching("primary-model").times(3));
-    let resp = chat(&gw, json!({"model": "primary", "messages": [{"role": "user", "content": "b"}]})).await;
+    let resp = chat(
+        &gw,
+        json!({"model": "primary", "messages": [{"role": "user", "content": "b"}]}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-tollgate-model"], "claude");
     let reqs = model_requests(&mock);
-    assert_eq!(reqs.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(), ["/v1/chat/completions", "/v1/chat/completions", "/v1/chat/completions", "/v1/messages"]);
+    assert_eq!(
+        reqs.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
+        [
+            "/v1/chat/completions",
+            "/v1/chat/completions",
+            "/v1/chat/completions",
+            "/v1/messages"
+        ]
+    );
 
     // A 400 from the upstream is the caller's problem: one call, no retry, no fallback.
     mock.clear_requests();
     mock.push_fault(Fault::status(400).matching("primary-model"));
-    let resp = chat(&gw, json!({"model": "primary", "messages": [{"role": "user", "content": "c"}]})).await;
+    let resp = chat(
+        &gw,
+        json!({"model": "primary", "messages": [{"role": "user", "content": "c"}]}),
+    )
+    .await;
     assert_eq!(resp.status(), 400);
     assert_eq!(model_requests(&mock).len(), 1);
 }
 
 #[tokio::test]
 async fn streams_end_upstream_when_the_client_leaves() {
-    let mock = tollgate_bench::start(MockConfig::default().with_inter_chunk_delay(Duration::from_millis(100)))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mock = tollgate_bench::start(
+        MockConfig::default().with_inter_chunk_delay(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let gw = start_gateway(&mock);
     for model in ["gpt", "claude", "bedrock"] {
         let words = vec!["w"; 100].join(" ");
@@ -159,10 +207,15 @@ async fn streams_end_upstream_when_the_client_leaves() {
         assert_eq!(resp.status(), 200, "{model}");
         let first = resp.chunk().await.unwrap_or_else(|e| panic!("{e}"));
         assert!(first.is_some(), "{model}: a first chunk");
-        assert!(mock.wait_for_active_streams(1, Duration::from_secs(5)).await, "{model}: upstream stream open");
+        assert!(
+            mock.wait_for_active_streams(1, Duration::from_secs(5))
+                .await,
+            "{model}: upstream stream open"
+        );
         drop(resp);
         assert!(
-            mock.wait_for_active_streams(0, Duration::from_secs(10)).await,
+            mock.wait_for_active_streams(0, Duration::from_secs(10))
+                .await,
             "{model}: upstream stream closed after the client left"
         );
     }

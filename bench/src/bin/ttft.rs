@@ -123,7 +123,10 @@ async fn one(
     if status != StatusCode::OK {
         return Err(format!(
             "status {status}: {}",
-            String::from_utf8_lossy(&buf).chars().take(300).collect::<String>()
+            String::from_utf8_lossy(&buf)
+                .chars()
+                .take(300)
+                .collect::<String>()
         ));
     }
     let ttft = ttft.ok_or_else(|| "stream ended without a content event".to_string())?;

@@ -43,7 +43,11 @@ pub struct Authenticator {
 impl Authenticator {
     pub fn new(master_key: &Secret) -> Self {
         let digest: [u8; 32] = Sha256::digest(master_key.expose().as_bytes()).into();
-        Authenticator { master_hash: digest, master_hash_hex: hex::encode(digest).into(), master_alias: "master".into() }
+        Authenticator {
+            master_hash: digest,
+            master_hash_hex: hex::encode(digest).into(),
+            master_alias: "master".into(),
+        }
     }
 
     /// Resolves a presented API key. Constant-time on the hash.
@@ -72,7 +76,10 @@ impl Authenticator {
 /// The key a client presented, from any header LiteLLM users send it in:
 /// `Authorization: Bearer …`, `x-api-key` (Anthropic SDK), `api-key` (Azure SDK).
 pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let v = v.trim();
         let token = match v.get(..6) {
             Some(scheme) if scheme.eq_ignore_ascii_case("bearer") => v[6..].trim(),
@@ -83,7 +90,11 @@ pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
         }
     }
     for name in ["x-api-key", "api-key", "x-goog-api-key"] {
-        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim) {
+        if let Some(v) = headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+        {
             if !v.is_empty() {
                 return Some(v);
             }

@@ -37,7 +37,10 @@ pub async fn discover(env: &Env) -> Found {
 }
 
 async fn ollama_models() -> Vec<String> {
-    let Ok(client) = reqwest::Client::builder().timeout(Duration::from_millis(400)).build() else {
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_millis(400))
+        .build()
+    else {
         return Vec::new();
     };
     let Ok(resp) = client.get("http://127.0.0.1:11434/api/tags").send().await else {
@@ -48,7 +51,11 @@ async fn ollama_models() -> Vec<String> {
     };
     body["models"]
         .as_array()
-        .map(|ms| ms.iter().filter_map(|m| m["name"].as_str().map(str::to_string)).collect())
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| m["name"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -104,16 +111,32 @@ mod tests {
             ollama_models: vec!["llama3.2".into()],
         };
         let env = Env::with_overlay(
-            [("OPENAI_API_KEY", "sk-x"), ("ANTHROPIC_API_KEY", "sk-ant-x")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            [
+                ("OPENAI_API_KEY", "sk-x"),
+                ("ANTHROPIC_API_KEY", "sk-ant-x"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         );
-        let cfg = super::super::load_str(&yaml(&found), "<demo>", Some(env)).unwrap_or_else(|e| panic!("{e}"));
-        let names: Vec<_> = cfg.deployments.iter().map(|d| d.model_name.as_str()).collect();
+        let cfg = super::super::load_str(&yaml(&found), "<demo>", Some(env))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<_> = cfg
+            .deployments
+            .iter()
+            .map(|d| d.model_name.as_str())
+            .collect();
         assert_eq!(
             names,
-            ["demo", "gpt-4o-mini", "text-embedding-3-small", "claude-3-5-haiku", "bedrock-claude-3-haiku", "titan-embed-v2", "ollama/llama3.2"]
+            [
+                "demo",
+                "gpt-4o-mini",
+                "text-embedding-3-small",
+                "claude-3-5-haiku",
+                "bedrock-claude-3-haiku",
+                "titan-embed-v2",
+                "ollama/llama3.2"
+            ]
         );
         assert!(cfg.deployments.iter().all(|d| d.unusable.is_none()));
     }

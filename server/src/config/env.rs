@@ -50,7 +50,10 @@ mod tests {
     #[test]
     fn overlay_wins_and_missing_is_reported() {
         let env = Env::with_overlay(BTreeMap::from([("TG_TEST_A".into(), "from-config".into())]));
-        assert_eq!(env.resolve("os.environ/TG_TEST_A"), Resolved::Value("from-config".into()));
+        assert_eq!(
+            env.resolve("os.environ/TG_TEST_A"),
+            Resolved::Value("from-config".into())
+        );
         assert_eq!(
             env.resolve("os.environ/TG_TEST_SURELY_UNSET_VAR"),
             Resolved::MissingVar("TG_TEST_SURELY_UNSET_VAR".into())

@@ -85,14 +85,20 @@ impl RawLitellmParams {
         put("temperature", self.temperature.map(Value::from));
         put("top_p", self.top_p.map(Value::from));
         put("max_tokens", self.max_tokens.map(Value::from));
-        put("max_completion_tokens", self.max_completion_tokens.map(Value::from));
+        put(
+            "max_completion_tokens",
+            self.max_completion_tokens.map(Value::from),
+        );
         put("stop", self.stop.clone());
         put("n", self.n.map(Value::from));
         put("presence_penalty", self.presence_penalty.map(Value::from));
         put("frequency_penalty", self.frequency_penalty.map(Value::from));
         put("seed", self.seed.map(Value::from));
         put("response_format", self.response_format.clone());
-        put("reasoning_effort", self.reasoning_effort.clone().map(Value::from));
+        put(
+            "reasoning_effort",
+            self.reasoning_effort.clone().map(Value::from),
+        );
         put("top_k", self.top_k.map(Value::from));
         m
     }

@@ -112,7 +112,11 @@ impl ModelInfo {
 
 impl fmt::Display for DeploymentConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}/{})", self.model_name, self.provider, self.upstream_model)
+        write!(
+            f,
+            "{} ({}/{})",
+            self.model_name, self.provider, self.upstream_model
+        )
     }
 }
 
@@ -145,7 +149,14 @@ pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Con
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
             // serde_yaml appends its own location; keep the reason readable.
-            err(if path == "." { "(document)".into() } else { path }, inner)
+            err(
+                if path == "." {
+                    "(document)".into()
+                } else {
+                    path
+                },
+                inner,
+            )
         })?
     };
     let mut warnings: Vec<String> = ignored
@@ -177,7 +188,10 @@ pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Con
         if let Some(prev) = seen.insert(d.id.clone(), i) {
             return Err(err(
                 format!("model_list (deployment {})", d.model_name),
-                format!("model_info.id {:?} is used by two deployments (#{prev} and #{i})", d.id),
+                format!(
+                    "model_info.id {:?} is used by two deployments (#{prev} and #{i})",
+                    d.id
+                ),
             ));
         }
     }
@@ -188,7 +202,10 @@ pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Con
         match v {
             None => Ok(None),
             Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-            Some(s) => Err(err(path.into(), format!("must be a positive number of seconds, got {s}"))),
+            Some(s) => Err(err(
+                path.into(),
+                format!("must be a positive number of seconds, got {s}"),
+            )),
         }
     };
     let fallbacks = |a: Option<RawFallbacks>, b: Option<RawFallbacks>| {
@@ -212,7 +229,10 @@ pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Con
         stream_timeout: secs(rs.stream_timeout, "router_settings.stream_timeout")?,
         retry_after: secs(rs.retry_after, "router_settings.retry_after")?.unwrap_or_default(),
         fallbacks: fallbacks(rs.fallbacks, ls.fallbacks),
-        context_window_fallbacks: fallbacks(rs.context_window_fallbacks, ls.context_window_fallbacks),
+        context_window_fallbacks: fallbacks(
+            rs.context_window_fallbacks,
+            ls.context_window_fallbacks,
+        ),
         default_fallbacks: rs
             .default_fallbacks
             .or(ls.default_fallbacks)
@@ -226,12 +246,15 @@ pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Con
             ));
         }
     }
-    let groups: std::collections::HashSet<&str> = deployments.iter().map(|d| d.model_name.as_str()).collect();
+    let groups: std::collections::HashSet<&str> =
+        deployments.iter().map(|d| d.model_name.as_str()).collect();
     let mut check_targets = |what: &str, map: &HashMap<String, Vec<String>>| {
         for (from, to) in map {
             for t in to.iter().chain(std::iter::once(from)) {
                 if !groups.contains(t.as_str()) {
-                    warnings.push(format!("router_settings.{what}: model group {t:?} is not configured"));
+                    warnings.push(format!(
+                        "router_settings.{what}: model group {t:?} is not configured"
+                    ));
                 }
             }
         }
@@ -240,7 +263,9 @@ pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Con
     check_targets("context_window_fallbacks", &router.context_window_fallbacks);
     for t in &router.default_fallbacks {
         if !groups.contains(t.as_str()) {
-            warnings.push(format!("router_settings.default_fallbacks: model group {t:?} is not configured"));
+            warnings.push(format!(
+                "router_settings.default_fallbacks: model group {t:?} is not configured"
+            ));
         }
     }
 
@@ -301,7 +326,9 @@ fn field_path(p: &serde_ignored::Path<'_>) -> String {
                 format!("{head}.{key}")
             }
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => field_path(parent),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
     }
 }
 
@@ -316,9 +343,15 @@ fn build_deployment(
         return Err((format!("{path}.model_name"), "must not be empty".into()));
     }
     if p.model.trim().is_empty() {
-        return Err((format!("{path}.litellm_params.model"), "must not be empty".into()));
+        return Err((
+            format!("{path}.litellm_params.model"),
+            "must not be empty".into(),
+        ));
     }
-    let (spec, upstream_model) = match providers::split_model(&p.model, p.custom_llm_provider.as_deref()) {
+    let (spec, upstream_model) = match providers::split_model(
+        &p.model,
+        p.custom_llm_provider.as_deref(),
+    ) {
         Ok(v) => v,
         Err(unknown) => {
             warnings.push(format!(
@@ -333,7 +366,9 @@ fn build_deployment(
         match env.resolve(raw?) {
             Resolved::Value(v) => Some(v),
             Resolved::MissingVar(name) => {
-                let msg = format!("litellm_params.{field} names environment variable {name}, which is not set");
+                let msg = format!(
+                    "litellm_params.{field} names environment variable {name}, which is not set"
+                );
                 warnings.push(format!("{path}.litellm_params.{field}: environment variable {name} is not set; deployment {:?} will fail until it is", entry.model_name));
                 unusable.get_or_insert(msg);
                 None
@@ -347,24 +382,31 @@ fn build_deployment(
     let api_key = resolve("api_key", p.api_key.as_ref())
         .or_else(|| spec.key_env.iter().find_map(|v| env.get(v)))
         .map(Secret::new);
-    let api_version = resolve("api_version", p.api_version.as_ref()).or_else(|| env.get("AZURE_API_VERSION"));
+    let api_version =
+        resolve("api_version", p.api_version.as_ref()).or_else(|| env.get("AZURE_API_VERSION"));
     let aws = AwsParams {
         access_key_id: resolve("aws_access_key_id", p.aws_access_key_id.as_ref()).map(Secret::new),
-        secret_access_key: resolve("aws_secret_access_key", p.aws_secret_access_key.as_ref()).map(Secret::new),
+        secret_access_key: resolve("aws_secret_access_key", p.aws_secret_access_key.as_ref())
+            .map(Secret::new),
         session_token: resolve("aws_session_token", p.aws_session_token.as_ref()).map(Secret::new),
         region: resolve("aws_region_name", p.aws_region_name.as_ref()),
         profile: resolve("aws_profile_name", p.aws_profile_name.as_ref()),
         role_name: resolve("aws_role_name", p.aws_role_name.as_ref()),
         session_name: resolve("aws_session_name", p.aws_session_name.as_ref()),
-        endpoint: resolve("aws_bedrock_runtime_endpoint", p.aws_bedrock_runtime_endpoint.as_ref())
-            .or_else(|| env.get("AWS_BEDROCK_RUNTIME_ENDPOINT")),
+        endpoint: resolve(
+            "aws_bedrock_runtime_endpoint",
+            p.aws_bedrock_runtime_endpoint.as_ref(),
+        )
+        .or_else(|| env.get("AWS_BEDROCK_RUNTIME_ENDPOINT")),
     };
     let organization = resolve("organization", p.organization.as_ref());
     let extra_headers = p
         .extra_headers
         .iter()
         .flatten()
-        .filter_map(|(k, v)| resolve(&format!("extra_headers.{k}"), Some(v)).map(|v| (k.clone(), v)))
+        .filter_map(|(k, v)| {
+            resolve(&format!("extra_headers.{k}"), Some(v)).map(|v| (k.clone(), v))
+        })
         .collect();
 
     match spec.family {
@@ -398,7 +440,10 @@ fn build_deployment(
     }
     let weight = p.weight.unwrap_or(1.0);
     if !(weight.is_finite() && weight >= 0.0) {
-        return Err((format!("{path}.litellm_params.weight"), format!("must be a number ≥ 0, got {weight}")));
+        return Err((
+            format!("{path}.litellm_params.weight"),
+            format!("must be a number ≥ 0, got {weight}"),
+        ));
     }
     let secs = |v: Option<f64>, field: &str| -> Result<Option<Duration>, FieldError> {
         match v {
@@ -413,7 +458,12 @@ fn build_deployment(
     let info = entry.model_info.as_ref();
     let id = match info.and_then(|i| i.id.as_ref()) {
         Some(id) if !id.0.trim().is_empty() => id.0.clone(),
-        _ => stable_id(&entry.model_name, &p.model, api_base.as_deref(), p.aws_region_name.as_deref()),
+        _ => stable_id(
+            &entry.model_name,
+            &p.model,
+            api_base.as_deref(),
+            p.aws_region_name.as_deref(),
+        ),
     };
     let model_info = info
         .map(|i| ModelInfo {
@@ -458,9 +508,19 @@ fn build_deployment(
 }
 
 /// A deployment id that every Tollgate process computes alike for the same config entry.
-fn stable_id(model_name: &str, model: &str, api_base: Option<&str>, region: Option<&str>) -> String {
+fn stable_id(
+    model_name: &str,
+    model: &str,
+    api_base: Option<&str>,
+    region: Option<&str>,
+) -> String {
     let mut h = Sha256::new();
-    for part in [model_name, model, api_base.unwrap_or(""), region.unwrap_or("")] {
+    for part in [
+        model_name,
+        model,
+        api_base.unwrap_or(""),
+        region.unwrap_or(""),
+    ] {
         h.update(part.as_bytes());
         h.update([0u8]);
     }

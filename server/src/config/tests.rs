@@ -1,24 +1,50 @@
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> Env {
-    Env::with_overlay(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    Env::with_overlay(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
 }
 
 fn load(yaml: &str) -> Result<Config, ConfigError> {
-    load_str(yaml, "test.yaml", Some(env(&[("TG_KEY", "sk-from-env"), ("OPENAI_API_KEY", "sk-openai")])))
+    load_str(
+        yaml,
+        "test.yaml",
+        Some(env(&[
+            ("TG_KEY", "sk-from-env"),
+            ("OPENAI_API_KEY", "sk-openai"),
+        ])),
+    )
 }
 
 #[test]
 fn genai_gateway_default_config_loads_unchanged() {
     let text = include_str!("../../tests/fixtures/genai-gateway-default-config.yaml");
-    let cfg = load_str(text, "default-config.yaml", Some(env(&[("LITELLM_MASTER_KEY", "sk-master")])))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let names: Vec<_> = cfg.deployments.iter().map(|d| d.model_name.as_str()).collect();
+    let cfg = load_str(
+        text,
+        "default-config.yaml",
+        Some(env(&[("LITELLM_MASTER_KEY", "sk-master")])),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<_> = cfg
+        .deployments
+        .iter()
+        .map(|d| d.model_name.as_str())
+        .collect();
     assert!(names.contains(&"anthropic.claude-3-5-sonnet-20240620-v1:0"));
     assert!(names.contains(&"gpt-4o"));
     assert!(names.contains(&"github/llama-3.1-8b-instant"));
-    assert_eq!(cfg.router.default_fallbacks, ["anthropic.claude-3-haiku-20240307-v1:0"]);
-    assert_eq!(cfg.router.fallbacks["gpt-4o"], ["anthropic.claude-3-5-sonnet-20240620-v1:0"]);
+    assert_eq!(
+        cfg.router.default_fallbacks,
+        ["anthropic.claude-3-haiku-20240307-v1:0"]
+    );
+    assert_eq!(
+        cfg.router.fallbacks["gpt-4o"],
+        ["anthropic.claude-3-5-sonnet-20240620-v1:0"]
+    );
     assert!(cfg.drop_params);
     let w = cfg.warnings.join("\n");
     for expected in [
@@ -33,12 +59,22 @@ fn genai_gateway_default_config_loads_unchanged() {
         "vertex_ai/gemini-1.5-pro",
         "OPENAI_API_KEY is not set",
     ] {
-        assert!(w.contains(expected), "missing warning {expected:?} in:\n{w}");
+        assert!(
+            w.contains(expected),
+            "missing warning {expected:?} in:\n{w}"
+        );
     }
     // Unset provider keys make a deployment fail at call time, not at start.
-    let gpt = cfg.deployments.iter().find(|d| d.model_name == "gpt-4o").map(|d| d.unusable.clone());
+    let gpt = cfg
+        .deployments
+        .iter()
+        .find(|d| d.model_name == "gpt-4o")
+        .map(|d| d.unusable.clone());
     assert!(matches!(gpt, Some(Some(_))));
-    assert_eq!(cfg.master_key.as_ref().map(|k| k.expose()), Some("sk-master"));
+    assert_eq!(
+        cfg.master_key.as_ref().map(|k| k.expose()),
+        Some("sk-master")
+    );
 }
 
 #[test]
@@ -64,7 +100,11 @@ fn wrong_values_name_file_field_and_reason() {
         };
         assert_eq!(e.file, "test.yaml");
         assert!(e.path.starts_with(path), "path {:?} for:\n{yaml}", e.path);
-        assert!(e.reason.contains(reason), "reason {:?} for:\n{yaml}", e.reason);
+        assert!(
+            e.reason.contains(reason),
+            "reason {:?} for:\n{yaml}",
+            e.reason
+        );
     }
 }
 
@@ -97,9 +137,14 @@ fn deployments_resolve_env_defaults_and_ids() {
     assert_eq!(b.id, "42");
     assert_eq!(b.api_base.as_deref(), Some("https://x.openai.azure.com"));
     assert_eq!(b.api_key.as_ref().map(|k| k.expose()), Some("sk-from-env"));
-    assert_eq!(b.model_info.other.get("team"), Some(&serde_json::json!("blue")));
+    assert_eq!(
+        b.model_info.other.get("team"),
+        Some(&serde_json::json!("blue"))
+    );
     // The same entry gives the same id in every process.
-    let again = load("model_list:\n  - model_name: g\n    litellm_params:\n      model: openai/gpt-4o\n").unwrap_or_else(|e| panic!("{e}"));
+    let again =
+        load("model_list:\n  - model_name: g\n    litellm_params:\n      model: openai/gpt-4o\n")
+            .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.deployments[0].id, a.id);
 }
 
@@ -110,7 +155,10 @@ fn unknown_keys_are_warned_with_their_path_never_dropped_silently() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let w = cfg.warnings.join("\n");
-    assert!(w.contains("model_list[0].litellm_params.aws_regoin_name"), "{w}");
+    assert!(
+        w.contains("model_list[0].litellm_params.aws_regoin_name"),
+        "{w}"
+    );
     assert!(w.contains("litellm_settings.set_verbose"), "{w}");
     assert!(w.contains("foo"), "{w}");
 }
@@ -123,19 +171,34 @@ fn openai_compatible_prefixes_get_their_default_endpoints() {
         ("groq/m", "https://api.groq.com/openai/v1"),
         ("deepseek/m", "https://api.deepseek.com/v1"),
         ("together_ai/m", "https://api.together.xyz/v1"),
-        ("fireworks_ai/accounts/fireworks/models/m", "https://api.fireworks.ai/inference/v1"),
+        (
+            "fireworks_ai/accounts/fireworks/models/m",
+            "https://api.fireworks.ai/inference/v1",
+        ),
         ("openrouter/m", "https://openrouter.ai/api/v1"),
         ("ollama/llama3", "http://127.0.0.1:11434/v1"),
-        ("gemini/gemini-2.0-flash", "https://generativelanguage.googleapis.com/v1beta/openai"),
+        (
+            "gemini/gemini-2.0-flash",
+            "https://generativelanguage.googleapis.com/v1beta/openai",
+        ),
         ("anthropic/claude", "https://api.anthropic.com"),
     ];
     for (model, base) in cases {
-        let cfg = load(&format!("model_list:\n  - model_name: a\n    litellm_params:\n      model: {model}\n"))
-            .unwrap_or_else(|e| panic!("{model}: {e}"));
-        assert_eq!(cfg.deployments[0].api_base.as_deref(), Some(base), "{model}");
+        let cfg = load(&format!(
+            "model_list:\n  - model_name: a\n    litellm_params:\n      model: {model}\n"
+        ))
+        .unwrap_or_else(|e| panic!("{model}: {e}"));
+        assert_eq!(
+            cfg.deployments[0].api_base.as_deref(),
+            Some(base),
+            "{model}"
+        );
     }
     // hosted_vllm and replicate-style openai/ need their own api_base.
     let cfg = load("model_list:\n  - model_name: a\n    litellm_params:\n      model: hosted_vllm/m\n      api_base: http://10.0.0.1:8000/v1/\n")
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(cfg.deployments[0].api_base.as_deref(), Some("http://10.0.0.1:8000/v1"));
+    assert_eq!(
+        cfg.deployments[0].api_base.as_deref(),
+        Some("http://10.0.0.1:8000/v1")
+    );
 }

@@ -3,7 +3,9 @@
 //! Surfaces parse into the neutral request before, and render the result after.
 
 use super::router::{CallOptions, Deployment, RouteError, Routed};
-use super::types::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage};
+use super::types::{
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage,
+};
 use crate::auth::AuthContext;
 use crate::logs::{now_ms, RequestLog};
 use crate::providers::{ChunkStream, ErrorKind, ProviderError};
@@ -18,7 +20,10 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub enum GatewayError {
     /// The request is not acceptable as sent.
-    Invalid { message: String, param: Option<String> },
+    Invalid {
+        message: String,
+        param: Option<String>,
+    },
     Route(RouteError),
 }
 
@@ -43,7 +48,10 @@ struct GatewayParams {
     metadata: Option<Value>,
 }
 
-fn take_gateway_params(extra: &mut Map<String, Value>, stream: bool) -> Result<GatewayParams, GatewayError> {
+fn take_gateway_params(
+    extra: &mut Map<String, Value>,
+    stream: bool,
+) -> Result<GatewayParams, GatewayError> {
     let invalid = |param: &str, what: &str| GatewayError::Invalid {
         message: format!("Invalid value for '{param}': expected {what}"),
         param: Some(param.to_string()),
@@ -73,7 +81,10 @@ fn take_gateway_params(extra: &mut Map<String, Value>, stream: bool) -> Result<G
                 .ok_or_else(|| invalid("num_retries", "a non-negative integer"))?,
         ),
     };
-    let timeout = match extra.remove("timeout").or_else(|| extra.remove("request_timeout")) {
+    let timeout = match extra
+        .remove("timeout")
+        .or_else(|| extra.remove("request_timeout"))
+    {
         None | Some(Value::Null) => None,
         Some(v) => Some(
             v.as_f64()
@@ -89,7 +100,16 @@ fn take_gateway_params(extra: &mut Map<String, Value>, stream: bool) -> Result<G
     };
     // LiteLLM's `metadata` is for the gateway's logs, not the upstream.
     let metadata = extra.remove("metadata");
-    Ok(GatewayParams { opts: CallOptions { fallbacks, num_retries, timeout, stream }, drop_params, metadata })
+    Ok(GatewayParams {
+        opts: CallOptions {
+            fallbacks,
+            num_retries,
+            timeout,
+            stream,
+        },
+        drop_params,
+        metadata,
+    })
 }
 
 /// The request as this deployment should receive it: its model id, its defaults.
@@ -166,7 +186,11 @@ impl<'s> Call<'s> {
         self.log.upstream_model = Some(r.deployment.config.upstream_model.clone());
         self.log.attempts = r.attempts.len() as u32 + 1;
         self.log.fallbacks_used = r.fallbacks_used as u32;
-        RouteInfo { deployment: Arc::clone(&r.deployment), retries: r.attempts.len(), fallbacks_used: r.fallbacks_used }
+        RouteInfo {
+            deployment: Arc::clone(&r.deployment),
+            retries: r.attempts.len(),
+            fallbacks_used: r.fallbacks_used,
+        }
     }
 
     /// Logs a completed call with its usage and cost.
@@ -227,14 +251,24 @@ pub async fn chat(
         .router
         .route(&model, &gp.opts, |dep, _| {
             let req = Arc::clone(&req);
-            let drop_params = gp.drop_params.or(dep.config.drop_params).unwrap_or(drop_default);
-            async move { dep.provider.chat(for_deployment(&req, &dep), drop_params).await }
+            let drop_params = gp
+                .drop_params
+                .or(dep.config.drop_params)
+                .unwrap_or(drop_default);
+            async move {
+                dep.provider
+                    .chat(for_deployment(&req, &dep), drop_params)
+                    .await
+            }
         })
         .await;
     match result {
         Ok(routed) => {
             let info = call.routed(&routed);
-            call.succeed(&routed.deployment, &routed.value.usage.clone().unwrap_or_default());
+            call.succeed(
+                &routed.deployment,
+                &routed.value.usage.clone().unwrap_or_default(),
+            );
             Ok((routed.value, info))
         }
         Err(e) => Err(call.fail(GatewayError::Route(e))),
@@ -257,9 +291,15 @@ pub async fn chat_stream(
         .router
         .route(&model, &gp.opts, |dep, _| {
             let req = Arc::clone(&req);
-            let drop_params = gp.drop_params.or(dep.config.drop_params).unwrap_or(drop_default);
+            let drop_params = gp
+                .drop_params
+                .or(dep.config.drop_params)
+                .unwrap_or(drop_default);
             async move {
-                let mut s = dep.provider.chat_stream(for_deployment(&req, &dep), drop_params).await?;
+                let mut s = dep
+                    .provider
+                    .chat_stream(for_deployment(&req, &dep), drop_params)
+                    .await?;
                 match s.next().await {
                     Some(Ok(first)) => Ok((first, s)),
                     Some(Err(e)) => Err(e),
@@ -275,7 +315,11 @@ pub async fn chat_stream(
         Ok(routed) => {
             let info = call.routed(&routed);
             call.log.ttft_ms = Some(call.started.elapsed().as_millis() as u64);
-            let Routed { value: (first, rest), deployment, .. } = routed;
+            let Routed {
+                value: (first, rest),
+                deployment,
+                ..
+            } = routed;
             let stream = LoggedStream {
                 pending_first: Some(first),
                 inner: rest,
@@ -309,7 +353,9 @@ pub struct LoggedStream {
 
 impl LoggedStream {
     fn finish(&mut self, outcome: &'static str) {
-        let Some(mut log) = self.log.take() else { return };
+        let Some(mut log) = self.log.take() else {
+            return;
+        };
         let usage = self.usage.take().unwrap_or_default();
         log.prompt_tokens = usage.prompt_tokens;
         log.completion_tokens = usage.completion_tokens;
@@ -394,7 +440,10 @@ pub async fn embeddings(
     match result {
         Ok(routed) => {
             let info = call.routed(&routed);
-            call.succeed(&routed.deployment, &Usage::new(routed.value.usage.prompt_tokens, 0));
+            call.succeed(
+                &routed.deployment,
+                &Usage::new(routed.value.usage.prompt_tokens, 0),
+            );
             Ok((routed.value, info))
         }
         Err(e) => Err(call.fail(GatewayError::Route(e))),

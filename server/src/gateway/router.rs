@@ -37,7 +37,8 @@ pub struct Labels {
 impl Labels {
     fn new(d: &DeploymentConfig) -> Self {
         let value = |s: &str| {
-            HeaderValue::from_bytes(s.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static("(not representable)"))
+            HeaderValue::from_bytes(s.as_bytes())
+                .unwrap_or_else(|_| HeaderValue::from_static("(not representable)"))
         };
         Labels {
             model_group: value(&d.model_name),
@@ -86,7 +87,10 @@ impl Health {
 
     pub fn record_err(&self, err: &ProviderError) {
         // A caller's bad request says nothing about the deployment's health.
-        if matches!(err.kind, ErrorKind::BadRequest | ErrorKind::ContextWindowExceeded | ErrorKind::UnsupportedParams) {
+        if matches!(
+            err.kind,
+            ErrorKind::BadRequest | ErrorKind::ContextWindowExceeded | ErrorKind::UnsupportedParams
+        ) {
             return;
         }
         self.state.store(2, Ordering::Relaxed);
@@ -120,7 +124,10 @@ pub enum RouteError {
     /// No model group by this name.
     UnknownModel(String),
     /// Every try failed.
-    Failed { model: String, attempts: Vec<Attempt> },
+    Failed {
+        model: String,
+        attempts: Vec<Attempt>,
+    },
 }
 
 /// Per-request overrides, taken from the request body as LiteLLM allows.
@@ -156,7 +163,12 @@ impl Router {
             }
             groups.entry(d.model_name.clone()).or_default().push(dep);
         }
-        Router { groups, order, settings: config.router.clone(), drop_params: config.drop_params }
+        Router {
+            groups,
+            order,
+            settings: config.router.clone(),
+            drop_params: config.drop_params,
+        }
     }
 
     /// Model groups in config order, with their deployments.
@@ -171,7 +183,12 @@ impl Router {
     }
 
     /// Runs `call` against the model group `model`, with retries, then its fallbacks.
-    pub async fn route<T, F, Fut>(&self, model: &str, opts: &CallOptions, call: F) -> Result<Routed<T>, RouteError>
+    pub async fn route<T, F, Fut>(
+        &self,
+        model: &str,
+        opts: &CallOptions,
+        call: F,
+    ) -> Result<Routed<T>, RouteError>
     where
         F: Fn(Arc<Deployment>, Duration) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
@@ -187,7 +204,13 @@ impl Router {
             let group = chain[i].clone();
             let last_error = match self.try_group(&group, opts, &call, &mut attempts).await {
                 Ok((value, deployment)) => {
-                    return Ok(Routed { value, deployment, model_group: group, attempts, fallbacks_used: i })
+                    return Ok(Routed {
+                        value,
+                        deployment,
+                        model_group: group,
+                        attempts,
+                        fallbacks_used: i,
+                    })
                 }
                 Err(e) => e,
             };
@@ -201,7 +224,10 @@ impl Router {
             }
             i += 1;
         }
-        Err(RouteError::Failed { model: model.to_string(), attempts })
+        Err(RouteError::Failed {
+            model: model.to_string(),
+            attempts,
+        })
     }
 
     /// The fallback groups for a failed model, in order.
@@ -221,7 +247,11 @@ impl Router {
         if let Some(f) = s.fallbacks.get(model) {
             return f.clone();
         }
-        s.default_fallbacks.iter().filter(|f| f.as_str() != model).cloned().collect()
+        s.default_fallbacks
+            .iter()
+            .filter(|f| f.as_str() != model)
+            .cloned()
+            .collect()
     }
 
     /// Tries one group: up to `1 + num_retries` calls, preferring deployments not tried yet.
@@ -237,8 +267,16 @@ impl Router {
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         let Some(deployments) = self.groups.get(group) else {
-            let err = ProviderError::new(ErrorKind::Config, format!("fallback model group {group:?} is not configured"));
-            attempts.push(Attempt { model_group: group.to_string(), deployment_id: None, deployment: None, error: err.clone() });
+            let err = ProviderError::new(
+                ErrorKind::Config,
+                format!("fallback model group {group:?} is not configured"),
+            );
+            attempts.push(Attempt {
+                model_group: group.to_string(),
+                deployment_id: None,
+                deployment: None,
+                error: err.clone(),
+            });
             return Err(err);
         };
         let retries = opts
@@ -246,9 +284,14 @@ impl Router {
             .or_else(|| deployments.iter().find_map(|d| d.config.num_retries))
             .unwrap_or(self.settings.num_retries);
         let mut tried: HashSet<String> = HashSet::new();
-        let mut last = ProviderError::new(ErrorKind::Config, format!("model group {group:?} has no deployments"));
+        let mut last = ProviderError::new(
+            ErrorKind::Config,
+            format!("model group {group:?} has no deployments"),
+        );
         for attempt in 0..=retries {
-            let Some(dep) = pick(deployments, &tried) else { break };
+            let Some(dep) = pick(deployments, &tried) else {
+                break;
+            };
             tried.insert(dep.config.id.clone());
             let result = match &dep.config.unusable {
                 Some(why) => Err(ProviderError::new(ErrorKind::Config, why.clone())),
@@ -274,7 +317,10 @@ impl Router {
                     attempts.push(Attempt {
                         model_group: group.to_string(),
                         deployment_id: Some(dep.config.id.clone()),
-                        deployment: Some(format!("{}/{}", dep.config.provider, dep.config.upstream_model)),
+                        deployment: Some(format!(
+                            "{}/{}",
+                            dep.config.provider, dep.config.upstream_model
+                        )),
                         error: e.clone(),
                     });
                     let retryable = e.kind.is_retryable() || e.kind == ErrorKind::Config;
@@ -294,7 +340,11 @@ impl Router {
     }
 
     fn timeout_for(&self, d: &DeploymentConfig, opts: &CallOptions) -> Duration {
-        let stream = if opts.stream { d.stream_timeout.or(self.settings.stream_timeout) } else { None };
+        let stream = if opts.stream {
+            d.stream_timeout.or(self.settings.stream_timeout)
+        } else {
+            None
+        };
         opts.timeout
             .or(stream)
             .or(d.timeout)
@@ -319,8 +369,15 @@ impl Router {
 
 /// Weighted random choice among deployments not tried yet (or all, once every one was).
 fn pick(deployments: &[Arc<Deployment>], tried: &HashSet<String>) -> Option<Arc<Deployment>> {
-    let fresh: Vec<&Arc<Deployment>> = deployments.iter().filter(|d| !tried.contains(&d.config.id)).collect();
-    let pool: Vec<&Arc<Deployment>> = if fresh.is_empty() { deployments.iter().collect() } else { fresh };
+    let fresh: Vec<&Arc<Deployment>> = deployments
+        .iter()
+        .filter(|d| !tried.contains(&d.config.id))
+        .collect();
+    let pool: Vec<&Arc<Deployment>> = if fresh.is_empty() {
+        deployments.iter().collect()
+    } else {
+        fresh
+    };
     if pool.len() <= 1 {
         return pool.first().map(|d| Arc::clone(d));
     }

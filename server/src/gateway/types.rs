@@ -56,7 +56,10 @@ impl ChatRequest {
     }
 
     pub fn include_usage(&self) -> bool {
-        self.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false)
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
     }
 
     /// The output token limit, whichever of the two names the caller used.
@@ -268,6 +271,43 @@ pub struct ChatResponse {
     pub extra: Map<String, Value>,
 }
 
+impl ChatResponse {
+    /// A one-choice answer, as providers with a single candidate build it: text
+    /// (absent when the model only called tools), tool calls, finish reason, usage.
+    pub fn single(
+        id: String,
+        created: i64,
+        model: String,
+        text: String,
+        calls: Vec<ToolCall>,
+        finish_reason: Option<String>,
+        usage: Option<Usage>,
+    ) -> Self {
+        ChatResponse {
+            id,
+            object: chat_completion_object(),
+            created,
+            model,
+            system_fingerprint: None,
+            choices: vec![Choice {
+                index: 0,
+                message: ResponseMessage {
+                    role: assistant_role(),
+                    content: (!text.is_empty() || calls.is_empty()).then_some(text),
+                    refusal: None,
+                    tool_calls: (!calls.is_empty()).then_some(calls),
+                    extra: Map::new(),
+                },
+                logprobs: None,
+                finish_reason,
+            }],
+            usage,
+            service_tier: None,
+            extra: Map::new(),
+        }
+    }
+}
+
 fn chat_completion_object() -> String {
     "chat.completion".into()
 }
@@ -317,8 +357,14 @@ impl Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: prompt + completion,
-            prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: Some(0), audio_tokens: None }),
-            completion_tokens_details: Some(CompletionTokensDetails { reasoning_tokens: Some(0), ..Default::default() }),
+            prompt_tokens_details: Some(PromptTokensDetails {
+                cached_tokens: Some(0),
+                audio_tokens: None,
+            }),
+            completion_tokens_details: Some(CompletionTokensDetails {
+                reasoning_tokens: Some(0),
+                ..Default::default()
+            }),
         }
     }
 }
@@ -412,14 +458,25 @@ pub struct FunctionCallDelta {
 
 impl ChatChunk {
     /// A chunk with one choice carrying `delta`.
-    pub fn delta(id: &str, created: i64, model: &str, delta: Delta, finish_reason: Option<String>) -> Self {
+    pub fn delta(
+        id: &str,
+        created: i64,
+        model: &str,
+        delta: Delta,
+        finish_reason: Option<String>,
+    ) -> Self {
         ChatChunk {
             id: id.to_string(),
             object: chunk_object(),
             created,
             model: model.to_string(),
             system_fingerprint: None,
-            choices: vec![ChunkChoice { index: 0, delta, logprobs: None, finish_reason }],
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason,
+            }],
             usage: None,
             extra: Map::new(),
         }
@@ -558,7 +615,11 @@ mod tests {
             system_fingerprint: None,
             choices: vec![Choice {
                 index: 0,
-                message: ResponseMessage { role: "assistant".into(), content: Some("hi".into()), ..Default::default() },
+                message: ResponseMessage {
+                    role: "assistant".into(),
+                    content: Some("hi".into()),
+                    ..Default::default()
+                },
                 logprobs: None,
                 finish_reason: Some("stop".into()),
             }],
@@ -574,9 +635,16 @@ mod tests {
 
     #[test]
     fn base64_embeddings_are_little_endian_f32() {
-        let Embedding::Base64(s) = Embedding::base64_of(&[1.0, -2.5]) else { panic!("not base64") };
+        let Embedding::Base64(s) = Embedding::base64_of(&[1.0, -2.5]) else {
+            panic!("not base64")
+        };
         use base64::Engine;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default();
-        assert_eq!(bytes, [1.0f32.to_le_bytes(), (-2.5f32).to_le_bytes()].concat());
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .unwrap_or_default();
+        assert_eq!(
+            bytes,
+            [1.0f32.to_le_bytes(), (-2.5f32).to_le_bytes()].concat()
+        );
     }
 }

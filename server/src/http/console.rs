@@ -13,7 +13,9 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 pub fn routes() -> Router<SharedState> {
-    Router::new().route("/ui/session", post(sign_in)).route("/ui/logout", post(sign_out))
+    Router::new()
+        .route("/ui/session", post(sign_in))
+        .route("/ui/logout", post(sign_out))
 }
 
 #[derive(Deserialize)]
@@ -31,7 +33,11 @@ fn safe_next(next: Option<&str>) -> &str {
     }
 }
 
-async fn sign_in(State(state): State<SharedState>, session: Session, Form(form): Form<SignIn>) -> Response {
+async fn sign_in(
+    State(state): State<SharedState>,
+    session: Session,
+    Form(form): Form<SignIn>,
+) -> Response {
     let next = safe_next(form.next.as_deref()).to_string();
     if state.auth.authenticate(form.master_key.trim()).is_none() {
         let q = format!("/ui/login?error=invalid&next={}", urlencode(&next));
@@ -59,7 +65,9 @@ async fn sign_out(session: Session) -> Response {
 pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -103,7 +111,12 @@ mod tests {
     #[test]
     fn next_stays_inside_the_console() {
         assert_eq!(safe_next(Some("/ui/models?x=1")), "/ui/models?x=1");
-        for bad in [Some("https://evil.example/ui"), Some("//evil"), Some("/v1/models"), None] {
+        for bad in [
+            Some("https://evil.example/ui"),
+            Some("//evil"),
+            Some("/v1/models"),
+            None,
+        ] {
             assert_eq!(safe_next(bad), app::HOME_PATH);
         }
     }

@@ -35,7 +35,14 @@ struct Inner<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), kind, param: None, code: None, retry_after_secs: None }
+        ApiError {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: None,
+            retry_after_secs: None,
+        }
     }
 
     pub fn param(mut self, p: impl Into<String>) -> Self {
@@ -77,7 +84,8 @@ impl ApiError {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return Self::bad_request(format!("The request body is not valid JSON: {inner}")).code("invalid_json");
+            return Self::bad_request(format!("The request body is not valid JSON: {inner}"))
+                .code("invalid_json");
         }
         let msg = strip_position(&inner.to_string());
         if path == "." {
@@ -106,10 +114,16 @@ impl IntoResponse for ApiError {
             },
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let mut resp = (self.status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response();
+        let mut resp = (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response();
         if let Some(s) = self.retry_after_secs {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-                resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
             }
         }
         resp
@@ -135,7 +149,9 @@ impl From<GatewayError> for ApiError {
                 }
             }
             GatewayError::Route(RouteError::UnknownModel(m)) => ApiError::model_not_found(&m),
-            GatewayError::Route(RouteError::Failed { model, attempts }) => from_attempts(&model, &attempts),
+            GatewayError::Route(RouteError::Failed { model, attempts }) => {
+                from_attempts(&model, &attempts)
+            }
         }
     }
 }
@@ -143,23 +159,53 @@ impl From<GatewayError> for ApiError {
 /// The final error of a routed call: the status follows the last failure, the message names every attempt.
 fn from_attempts(model: &str, attempts: &[Attempt]) -> ApiError {
     let Some(last) = attempts.last() else {
-        return ApiError::new(StatusCode::BAD_GATEWAY, "api_error", format!("No deployment could serve model {model}"));
+        return ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "api_error",
+            format!("No deployment could serve model {model}"),
+        );
     };
-    let list: Vec<String> = attempts.iter().enumerate().map(|(i, a)| format!("[{}] {}", i + 1, describe(a))).collect();
+    let list: Vec<String> = attempts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("[{}] {}", i + 1, describe(a)))
+        .collect();
     let summary = if attempts.len() == 1 {
         format!("Model {model} failed: {}", describe(last))
     } else {
-        format!("Model {model} failed after {} attempts: {}", attempts.len(), list.join("; "))
+        format!(
+            "Model {model} failed after {} attempts: {}",
+            attempts.len(),
+            list.join("; ")
+        )
     };
     let (status, kind, code) = match last.error.kind {
         ErrorKind::BadRequest => (StatusCode::BAD_REQUEST, "invalid_request_error", None),
-        ErrorKind::UnsupportedParams => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("unsupported_params")),
-        ErrorKind::ContextWindowExceeded => {
-            (StatusCode::BAD_REQUEST, "invalid_request_error", Some("context_length_exceeded"))
-        }
-        ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", Some("rate_limit_exceeded")),
-        ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("upstream_unavailable")),
-        ErrorKind::Timeout => (StatusCode::BAD_GATEWAY, "timeout_error", Some("upstream_timeout")),
+        ErrorKind::UnsupportedParams => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("unsupported_params"),
+        ),
+        ErrorKind::ContextWindowExceeded => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("context_length_exceeded"),
+        ),
+        ErrorKind::RateLimited => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            Some("rate_limit_exceeded"),
+        ),
+        ErrorKind::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            Some("upstream_unavailable"),
+        ),
+        ErrorKind::Timeout => (
+            StatusCode::BAD_GATEWAY,
+            "timeout_error",
+            Some("upstream_timeout"),
+        ),
         _ => (StatusCode::BAD_GATEWAY, "api_error", Some("upstream_error")),
     };
     let mut err = ApiError::new(status, kind, summary);
@@ -182,23 +228,46 @@ mod tests {
             model_group: group.into(),
             deployment_id: Some("d1".into()),
             deployment: Some("openai/x".into()),
-            error: ProviderError { kind, status: Some(status), message: "boom".into(), retry_after: None },
+            error: ProviderError {
+                kind,
+                status: Some(status),
+                message: "boom".into(),
+                retry_after: None,
+            },
         }
     }
 
     #[test]
     fn final_status_follows_the_last_failure_and_names_every_attempt() {
         let cases = [
-            (ErrorKind::RateLimited, 429u16, StatusCode::TOO_MANY_REQUESTS),
+            (
+                ErrorKind::RateLimited,
+                429u16,
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
             (ErrorKind::ServerError, 500, StatusCode::BAD_GATEWAY),
             (ErrorKind::Unavailable, 503, StatusCode::SERVICE_UNAVAILABLE),
-            (ErrorKind::ContextWindowExceeded, 400, StatusCode::BAD_REQUEST),
+            (
+                ErrorKind::ContextWindowExceeded,
+                400,
+                StatusCode::BAD_REQUEST,
+            ),
             (ErrorKind::Connection, 0, StatusCode::BAD_GATEWAY),
         ];
         for (kind, upstream, want) in cases {
-            let e = from_attempts("m", &[attempt("m", ErrorKind::ServerError, 500), attempt("fb", kind, upstream)]);
+            let e = from_attempts(
+                "m",
+                &[
+                    attempt("m", ErrorKind::ServerError, 500),
+                    attempt("fb", kind, upstream),
+                ],
+            );
             assert_eq!(e.status, want, "{kind:?}");
-            assert!(e.message.contains("[1] m via openai/x") && e.message.contains("[2] fb via"), "{}", e.message);
+            assert!(
+                e.message.contains("[1] m via openai/x") && e.message.contains("[2] fb via"),
+                "{}",
+                e.message
+            );
         }
     }
 

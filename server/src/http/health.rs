@@ -49,12 +49,18 @@ async fn ready(State(state): State<SharedState>) -> Response {
     }
 }
 
-async fn health(State(state): State<SharedState>, Extension(auth): Extension<AuthContext>) -> Result<Response, ApiError> {
+async fn health(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+) -> Result<Response, ApiError> {
     if !auth.is_admin() {
         return Err(ApiError::forbidden("/health is for admins"));
     }
-    let deployments: Vec<Arc<Deployment>> =
-        state.router.groups().flat_map(|(_, ds)| ds.iter().cloned()).collect();
+    let deployments: Vec<Arc<Deployment>> = state
+        .router
+        .groups()
+        .flat_map(|(_, ds)| ds.iter().cloned())
+        .collect();
     let results = futures::future::join_all(deployments.iter().map(|d| check(d.clone()))).await;
     let (mut healthy, mut unhealthy) = (Vec::new(), Vec::new());
     for (d, result) in deployments.iter().zip(results) {
@@ -114,6 +120,9 @@ async fn check(d: Arc<Deployment>) -> Result<(), crate::providers::ProviderError
     };
     match tokio::time::timeout(CHECK_TIMEOUT, call).await {
         Ok(r) => r,
-        Err(_) => Err(ProviderError::new(ErrorKind::Timeout, "health check timed out")),
+        Err(_) => Err(ProviderError::new(
+            ErrorKind::Timeout,
+            "health check timed out",
+        )),
     }
 }

@@ -16,7 +16,9 @@ use axum::Router;
 use errors::ApiError;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
@@ -25,8 +27,13 @@ use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
 fn is_open(path: &str) -> bool {
     matches!(
         path,
-        "/" | "/health/liveliness" | "/health/liveness" | "/health/readiness" | "/ui/login" | "/ui/session"
-            | "/favicon.ico" | "/robots.txt"
+        "/" | "/health/liveliness"
+            | "/health/liveness"
+            | "/health/readiness"
+            | "/ui/login"
+            | "/ui/session"
+            | "/favicon.ico"
+            | "/robots.txt"
     ) || path.starts_with("/pkg/")
 }
 
@@ -52,30 +59,44 @@ pub fn router(state: SharedState, console: Router) -> Router {
         .with_same_site(SameSite::Lax)
         .with_http_only(true)
         .with_secure(false)
-        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(12)));
+        .with_expiry(Expiry::OnInactivity(
+            tower_sessions::cookie::time::Duration::hours(12),
+        ));
     let api = Router::new()
         .merge(openai::routes())
         .merge(health::routes())
         .merge(console::routes())
-        .route("/", axum::routing::get(|| async { Redirect::to(app::HOME_PATH) }))
+        .route(
+            "/",
+            axum::routing::get(|| async { Redirect::to(app::HOME_PATH) }),
+        )
         .with_state(state.clone());
     let x_request_id = HeaderName::from_static("x-request-id");
-    Router::new().merge(api).merge(console).fallback(not_found).layer(
-        ServiceBuilder::new()
-            .layer(CatchPanicLayer::custom(|_| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "internal error").into_response()
-            }))
-            .layer(SetSensitiveRequestHeadersLayer::new([
-                header::AUTHORIZATION,
-                header::COOKIE,
-                HeaderName::from_static("x-api-key"),
-                HeaderName::from_static("api-key"),
-            ]))
-            .layer(SetRequestIdLayer::new(x_request_id.clone(), TimeOrderedId))
-            .layer(PropagateRequestIdLayer::new(x_request_id))
-            .layer(sessions)
-            .layer(middleware::from_fn_with_state(state, authenticate)),
-    )
+    Router::new()
+        .merge(api)
+        .merge(console)
+        .fallback(not_found)
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "api_error",
+                        "internal error",
+                    )
+                    .into_response()
+                }))
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    header::COOKIE,
+                    HeaderName::from_static("x-api-key"),
+                    HeaderName::from_static("api-key"),
+                ]))
+                .layer(SetRequestIdLayer::new(x_request_id.clone(), TimeOrderedId))
+                .layer(PropagateRequestIdLayer::new(x_request_id))
+                .layer(sessions)
+                .layer(middleware::from_fn_with_state(state, authenticate)),
+        )
 }
 
 /// Request ids are UUIDv7: unique, and time-ordered, so the request log's primary
@@ -87,12 +108,19 @@ impl MakeRequestId for TimeOrderedId {
     fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
         let mut buf = uuid::Uuid::encode_buffer();
         let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
-        axum::http::HeaderValue::from_str(id).ok().map(RequestId::new)
+        axum::http::HeaderValue::from_str(id)
+            .ok()
+            .map(RequestId::new)
     }
 }
 
 async fn not_found(req: Request) -> Response {
-    ApiError::not_found(format!("No route for {} {}", req.method(), req.uri().path())).into_response()
+    ApiError::not_found(format!(
+        "No route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+    .into_response()
 }
 
 /// The auth layer: resolves the caller from its key (in memory) or its console session.

@@ -32,7 +32,10 @@ pub fn routes() -> Router<SharedState> {
 /// Parses a JSON body, naming the offending field on failure.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::bad_request("The request body is empty; send a JSON object.").code("invalid_json"));
+        return Err(
+            ApiError::bad_request("The request body is empty; send a JSON object.")
+                .code("invalid_json"),
+        );
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(ApiError::from_json_error)
@@ -52,27 +55,63 @@ pub fn route_headers(resp: &mut Response, info: &RouteInfo) {
     let attempts = HeaderValue::from((info.retries + 1) as u64);
     let retries = HeaderValue::from(info.retries as u64);
     let fallbacks = HeaderValue::from(info.fallbacks_used as u64);
-    h.insert(HeaderName::from_static("x-tollgate-model"), l.model_group.clone());
-    h.insert(HeaderName::from_static("x-tollgate-deployment-id"), l.id.clone());
-    h.insert(HeaderName::from_static("x-tollgate-provider"), l.provider.clone());
-    h.insert(HeaderName::from_static("x-tollgate-upstream-model"), l.upstream_model.clone());
+    h.insert(
+        HeaderName::from_static("x-tollgate-model"),
+        l.model_group.clone(),
+    );
+    h.insert(
+        HeaderName::from_static("x-tollgate-deployment-id"),
+        l.id.clone(),
+    );
+    h.insert(
+        HeaderName::from_static("x-tollgate-provider"),
+        l.provider.clone(),
+    );
+    h.insert(
+        HeaderName::from_static("x-tollgate-upstream-model"),
+        l.upstream_model.clone(),
+    );
     h.insert(HeaderName::from_static("x-tollgate-attempts"), attempts);
     // LiteLLM's names, for clients that read them.
     h.insert(HeaderName::from_static("x-litellm-model-id"), l.id.clone());
-    h.insert(HeaderName::from_static("x-litellm-model-group"), l.model_group.clone());
-    h.insert(HeaderName::from_static("x-litellm-attempted-retries"), retries);
-    h.insert(HeaderName::from_static("x-litellm-attempted-fallbacks"), fallbacks);
+    h.insert(
+        HeaderName::from_static("x-litellm-model-group"),
+        l.model_group.clone(),
+    );
+    h.insert(
+        HeaderName::from_static("x-litellm-attempted-retries"),
+        retries,
+    );
+    h.insert(
+        HeaderName::from_static("x-litellm-attempted-fallbacks"),
+        fallbacks,
+    );
     if let Some(base) = &l.api_base {
-        h.insert(HeaderName::from_static("x-litellm-model-api-base"), base.clone());
+        h.insert(
+            HeaderName::from_static("x-litellm-model-api-base"),
+            base.clone(),
+        );
     }
 }
 
 /// A 200 JSON answer from a routed call, with the headers naming who answered.
 fn routed_json<T: serde::Serialize>(value: &T, info: &RouteInfo) -> Result<Response, ApiError> {
-    let bytes = serde_json::to_vec(value)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", format!("encoding failed: {e}")))?;
-    let mut resp =
-        (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response();
+    let bytes = serde_json::to_vec(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            format!("encoding failed: {e}"),
+        )
+    })?;
+    let mut resp = (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response();
     route_headers(&mut resp, info);
     Ok(resp)
 }
@@ -82,23 +121,34 @@ fn validate_chat(req: &ChatRequest) -> Result<(), ApiError> {
         return Err(ApiError::bad_request("'model' must not be empty").param("model"));
     }
     if req.messages.is_empty() {
-        return Err(ApiError::bad_request("'messages' must contain at least one message").param("messages"));
+        return Err(
+            ApiError::bad_request("'messages' must contain at least one message").param("messages"),
+        );
     }
     if req.n == Some(0) {
         return Err(ApiError::bad_request("'n' must be at least 1").param("n"));
     }
     if let Some(t) = req.temperature {
         if !(0.0..=2.0).contains(&t) {
-            return Err(ApiError::bad_request(format!("'temperature' must be between 0 and 2, got {t}")).param("temperature"));
+            return Err(ApiError::bad_request(format!(
+                "'temperature' must be between 0 and 2, got {t}"
+            ))
+            .param("temperature"));
         }
     }
     if let Some(p) = req.top_p {
         if !(0.0..=1.0).contains(&p) {
-            return Err(ApiError::bad_request(format!("'top_p' must be between 0 and 1, got {p}")).param("top_p"));
+            return Err(
+                ApiError::bad_request(format!("'top_p' must be between 0 and 1, got {p}"))
+                    .param("top_p"),
+            );
         }
     }
     if req.stream_options.is_some() && !req.is_stream() {
-        return Err(ApiError::bad_request("'stream_options' is only allowed when 'stream' is true").param("stream_options"));
+        return Err(ApiError::bad_request(
+            "'stream_options' is only allowed when 'stream' is true",
+        )
+        .param("stream_options"));
     }
     Ok(())
 }
@@ -112,7 +162,11 @@ async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let req: ChatRequest = parse_json(&body)?;
     validate_chat(&req)?;
-    let meta = CallMeta { auth: &auth, request_id: request_id(&headers, rid.as_deref()), surface: "openai" };
+    let meta = CallMeta {
+        auth: &auth,
+        request_id: request_id(&headers, rid.as_deref()),
+        surface: "openai",
+    };
     if req.is_stream() {
         let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
         let mut resp = sse_response(stream);
@@ -175,7 +229,11 @@ async fn embeddings(
     if empty {
         return Err(ApiError::bad_request("'input' must not be empty").param("input"));
     }
-    let meta = CallMeta { auth: &auth, request_id: request_id(&headers, rid.as_deref()), surface: "openai" };
+    let meta = CallMeta {
+        auth: &auth,
+        request_id: request_id(&headers, rid.as_deref()),
+        surface: "openai",
+    };
     let (answer, info) = pipeline::embeddings(&state, meta, req).await?;
     routed_json(&answer, &info)
 }
@@ -184,8 +242,15 @@ fn model_object(id: &str, created: i64) -> serde_json::Value {
     json!({"id": id, "object": "model", "created": created, "owned_by": "tollgate"})
 }
 
-async fn list_models(State(state): State<SharedState>, Extension(_auth): Extension<AuthContext>) -> Response {
-    let data: Vec<_> = state.router.groups().map(|(name, _)| model_object(name, state.started_at)).collect();
+async fn list_models(
+    State(state): State<SharedState>,
+    Extension(_auth): Extension<AuthContext>,
+) -> Response {
+    let data: Vec<_> = state
+        .router
+        .groups()
+        .map(|(name, _)| model_object(name, state.started_at))
+        .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
@@ -197,6 +262,10 @@ async fn get_model(
     if state.router.has_model(&id) {
         Ok(axum::Json(model_object(&id, state.started_at)).into_response())
     } else {
-        Err(ApiError::not_found(format!("The model '{id}' does not exist")).param("model").code("model_not_found"))
+        Err(
+            ApiError::not_found(format!("The model '{id}' does not exist"))
+                .param("model")
+                .code("model_not_found"),
+        )
     }
 }

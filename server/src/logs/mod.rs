@@ -64,7 +64,10 @@ impl LogSink {
         if self.tx.try_send(log).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
-                tracing::error!(dropped = n, "request log queue is full or closed; logs dropped");
+                tracing::error!(
+                    dropped = n,
+                    "request log queue is full or closed; logs dropped"
+                );
             }
         }
     }
@@ -81,7 +84,13 @@ impl LogWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stop = CancellationToken::new();
         let handle = tokio::spawn(run(store, rx, stop.clone()));
-        (LogSink { tx, dropped: Arc::new(AtomicU64::new(0)) }, LogWriter { handle, stop })
+        (
+            LogSink {
+                tx,
+                dropped: Arc::new(AtomicU64::new(0)),
+            },
+            LogWriter { handle, stop },
+        )
     }
 
     pub async fn shutdown(self) {
@@ -150,6 +159,9 @@ async fn write(store: &Store, batch: &mut Vec<RequestLog>) {
             }
         }
     }
-    tracing::error!(rows = batch.len(), "request logs could not be written; dropped");
+    tracing::error!(
+        rows = batch.len(),
+        "request logs could not be written; dropped"
+    );
     batch.clear();
 }

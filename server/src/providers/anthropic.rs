@@ -1,12 +1,15 @@
 //! Anthropic's native Messages API: conversions to and from the neutral
 //! (OpenAI-shaped) types, and the streaming events mapped to chunks.
 
-use super::{add_extra_headers, check_unsupported, completion_id, foreign_params, now_secs, ChunkStream, ErrorKind, ProviderError};
+use super::{
+    add_extra_headers, check_unsupported, completion_id, foreign_params, now_secs, ChunkStream,
+    ErrorKind, ProviderError,
+};
 use crate::config::DeploymentConfig;
 use crate::gateway::types::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, Content, ContentPart, Delta, FunctionCall, FunctionCallDelta,
-    Message, PromptTokensDetails, ResponseFormat, ResponseMessage, Role, ToolCall, ToolCallDelta, ToolChoice,
-    Usage,
+    ChatChunk, ChatRequest, ChatResponse, Content, ContentPart, Delta, FunctionCall,
+    FunctionCallDelta, Message, PromptTokensDetails, ResponseFormat, Role, ToolCall, ToolCallDelta,
+    ToolChoice, Usage,
 };
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
@@ -28,12 +31,22 @@ pub struct Anthropic {
 
 impl Anthropic {
     pub fn new(d: &DeploymentConfig, http: reqwest::Client) -> Self {
-        let base = d.api_base.clone().unwrap_or_else(|| "https://api.anthropic.com".into());
+        let base = d
+            .api_base
+            .clone()
+            .unwrap_or_else(|| "https://api.anthropic.com".into());
         let base = base.trim_end_matches("/v1");
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(HeaderName::from_static("anthropic-version"), HeaderValue::from_static(API_VERSION));
-        if let Some(key) = d.api_key.as_ref().and_then(|k| HeaderValue::from_str(k.expose()).ok()) {
+        headers.insert(
+            HeaderName::from_static("anthropic-version"),
+            HeaderValue::from_static(API_VERSION),
+        );
+        if let Some(key) = d
+            .api_key
+            .as_ref()
+            .and_then(|k| HeaderValue::from_str(k.expose()).ok())
+        {
             let mut key = key;
             key.set_sensitive(true);
             headers.insert(HeaderName::from_static("x-api-key"), key);
@@ -44,7 +57,12 @@ impl Anthropic {
             .max_output_tokens
             .and_then(|m| u32::try_from(m).ok())
             .unwrap_or(DEFAULT_MAX_TOKENS);
-        Anthropic { http, url: format!("{base}/v1/messages"), headers, default_max_tokens }
+        Anthropic {
+            http,
+            url: format!("{base}/v1/messages"),
+            headers,
+            default_max_tokens,
+        }
     }
 
     async fn send(&self, body: &MessagesRequest) -> Result<reqwest::Response, ProviderError> {
@@ -63,17 +81,31 @@ impl Anthropic {
         }
     }
 
-    pub async fn chat(&self, req: ChatRequest, drop_params: bool) -> Result<ChatResponse, ProviderError> {
+    pub async fn chat(
+        &self,
+        req: ChatRequest,
+        drop_params: bool,
+    ) -> Result<ChatResponse, ProviderError> {
         let body = to_messages_request(&req, drop_params, self.default_max_tokens, false)?;
         let resp = self.send(&body).await?;
-        let bytes = resp.bytes().await.map_err(|e| ProviderError::from_reqwest(&e))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(&e))?;
         let msg: MessagesResponse = serde_json::from_slice(&bytes).map_err(|e| {
-            ProviderError::new(ErrorKind::BadResponse, format!("Anthropic sent an invalid message: {e}"))
+            ProviderError::new(
+                ErrorKind::BadResponse,
+                format!("Anthropic sent an invalid message: {e}"),
+            )
         })?;
         Ok(from_messages_response(msg, body.json_mode))
     }
 
-    pub async fn chat_stream(&self, req: ChatRequest, drop_params: bool) -> Result<ChunkStream, ProviderError> {
+    pub async fn chat_stream(
+        &self,
+        req: ChatRequest,
+        drop_params: bool,
+    ) -> Result<ChunkStream, ProviderError> {
         let body = to_messages_request(&req, drop_params, self.default_max_tokens, true)?;
         let resp = self.send(&body).await?;
         let mut state = StreamState::new(body.json_mode);
@@ -160,7 +192,10 @@ impl AUsage {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
         let prompt = self.input_tokens + cached + self.cache_creation_input_tokens.unwrap_or(0);
         let mut u = Usage::new(prompt, self.output_tokens);
-        u.prompt_tokens_details = Some(PromptTokensDetails { cached_tokens: Some(cached), audio_tokens: None });
+        u.prompt_tokens_details = Some(PromptTokensDetails {
+            cached_tokens: Some(cached),
+            audio_tokens: None,
+        });
         u
     }
 }
@@ -185,11 +220,17 @@ pub fn to_messages_request(
             Role::User => push(&mut messages, "user", user_blocks(m, i)?),
             Role::Assistant => push(&mut messages, "assistant", assistant_blocks(m, i)?),
             Role::Tool | Role::Function => {
-                let id = m.tool_call_id.clone().or_else(|| m.name.clone()).unwrap_or_default();
+                let id = m
+                    .tool_call_id
+                    .clone()
+                    .or_else(|| m.name.clone())
+                    .unwrap_or_default();
                 push(
                     &mut messages,
                     "user",
-                    vec![json!({"type": "tool_result", "tool_use_id": id, "content": m.text_content()})],
+                    vec![
+                        json!({"type": "tool_result", "tool_use_id": id, "content": m.text_content()}),
+                    ],
                 )
             }
         }
@@ -232,9 +273,12 @@ pub fn to_messages_request(
     }
     let json_mode = match &req.response_format {
         Some(ResponseFormat::JsonObject) => Some(json!({"type": "object"})),
-        Some(ResponseFormat::JsonSchema { json_schema }) => {
-            Some(json_schema.schema.clone().unwrap_or_else(|| json!({"type": "object"})))
-        }
+        Some(ResponseFormat::JsonSchema { json_schema }) => Some(
+            json_schema
+                .schema
+                .clone()
+                .unwrap_or_else(|| json!({"type": "object"})),
+        ),
         _ => None,
     };
     if let Some(schema) = json_mode.clone() {
@@ -250,7 +294,9 @@ pub fn to_messages_request(
     let top_k = passthrough.remove("top_k");
     let metadata = match (passthrough.remove("metadata"), &req.user) {
         (_, Some(user)) => Some(json!({"user_id": user})),
-        (Some(Value::Object(m)), None) if m.contains_key("user_id") => Some(json!({"user_id": m["user_id"]})),
+        (Some(Value::Object(m)), None) if m.contains_key("user_id") => {
+            Some(json!({"user_id": m["user_id"]}))
+        }
         _ => None,
     };
     Ok(MessagesRequest {
@@ -275,7 +321,10 @@ pub fn to_messages_request(
 fn push(messages: &mut Vec<AMessage>, role: &'static str, blocks: Vec<Value>) {
     match messages.last_mut() {
         Some(last) if last.role == role => last.content.extend(blocks),
-        _ => messages.push(AMessage { role, content: blocks }),
+        _ => messages.push(AMessage {
+            role,
+            content: blocks,
+        }),
     }
 }
 
@@ -333,11 +382,15 @@ fn assistant_blocks(m: &Message, i: usize) -> Result<Vec<Value>, ProviderError> 
             serde_json::from_str(&call.function.arguments).map_err(|e| {
                 ProviderError::new(
                     ErrorKind::BadRequest,
-                    format!("messages[{i}].tool_calls[{j}].function.arguments is not valid JSON: {e}"),
+                    format!(
+                        "messages[{i}].tool_calls[{j}].function.arguments is not valid JSON: {e}"
+                    ),
                 )
             })?
         };
-        blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}));
+        blocks.push(
+            json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}),
+        );
     }
     Ok(blocks)
 }
@@ -381,28 +434,15 @@ pub fn from_messages_response(msg: MessagesResponse, json_mode: bool) -> ChatRes
     if json_mode && calls.is_empty() && finish.as_deref() == Some("tool_calls") {
         finish = Some("stop".into());
     }
-    ChatResponse {
-        id: msg.id,
-        object: "chat.completion".into(),
-        created: now_secs(),
-        model: msg.model,
-        system_fingerprint: None,
-        choices: vec![Choice {
-            index: 0,
-            message: ResponseMessage {
-                role: "assistant".into(),
-                content: (!text.is_empty() || calls.is_empty()).then_some(text),
-                refusal: None,
-                tool_calls: (!calls.is_empty()).then_some(calls),
-                extra: Map::new(),
-            },
-            logprobs: None,
-            finish_reason: finish,
-        }],
-        usage: Some(msg.usage.to_usage()),
-        service_tier: None,
-        extra: Map::new(),
-    }
+    ChatResponse::single(
+        msg.id,
+        now_secs(),
+        msg.model,
+        text,
+        calls,
+        finish,
+        Some(msg.usage.to_usage()),
+    )
 }
 
 /// Maps Anthropic's stream events to neutral chunks.
@@ -448,7 +488,11 @@ impl StreamState {
                 ))]
             }
         };
-        let kind = if event.is_empty() || event == "message" { v["type"].as_str().unwrap_or("") } else { event };
+        let kind = if event.is_empty() || event == "message" {
+            v["type"].as_str().unwrap_or("")
+        } else {
+            event
+        };
         match kind {
             "message_start" => {
                 let m = &v["message"];
@@ -458,7 +502,11 @@ impl StreamState {
                 self.model = m["model"].as_str().unwrap_or("").to_string();
                 self.usage = serde_json::from_value(m["usage"].clone()).unwrap_or_default();
                 vec![Ok(self.chunk(
-                    Delta { role: Some("assistant".into()), content: Some(String::new()), ..Default::default() },
+                    Delta {
+                        role: Some("assistant".into()),
+                        content: Some(String::new()),
+                        ..Default::default()
+                    },
                     None,
                 ))]
             }
@@ -499,22 +547,36 @@ impl StreamState {
                 let d = &v["delta"];
                 match d["type"].as_str() {
                     Some("text_delta") => vec![Ok(self.chunk(
-                        Delta { content: d["text"].as_str().map(str::to_string), ..Default::default() },
+                        Delta {
+                            content: d["text"].as_str().map(str::to_string),
+                            ..Default::default()
+                        },
                         None,
                     ))],
                     Some("input_json_delta") => {
                         let part = d["partial_json"].as_str().unwrap_or("").to_string();
                         if self.json_block == Some(idx) {
-                            return vec![Ok(self.chunk(Delta { content: Some(part), ..Default::default() }, None))];
+                            return vec![Ok(self.chunk(
+                                Delta {
+                                    content: Some(part),
+                                    ..Default::default()
+                                },
+                                None,
+                            ))];
                         }
-                        let Some(ti) = self.tool_index.get(idx).copied().flatten() else { return vec![] };
+                        let Some(ti) = self.tool_index.get(idx).copied().flatten() else {
+                            return vec![];
+                        };
                         vec![Ok(self.chunk(
                             Delta {
                                 tool_calls: Some(vec![ToolCallDelta {
                                     index: ti,
                                     id: None,
                                     kind: None,
-                                    function: Some(FunctionCallDelta { name: None, arguments: Some(part) }),
+                                    function: Some(FunctionCallDelta {
+                                        name: None,
+                                        arguments: Some(part),
+                                    }),
                                 }]),
                                 ..Default::default()
                             },
@@ -539,13 +601,25 @@ impl StreamState {
                 let finish = self.finish.take().or_else(|| Some("stop".into()));
                 vec![
                     Ok(self.chunk(Delta::default(), finish)),
-                    Ok(ChatChunk::usage_only(&self.id, self.created, &self.model, self.usage.to_usage())),
+                    Ok(ChatChunk::usage_only(
+                        &self.id,
+                        self.created,
+                        &self.model,
+                        self.usage.to_usage(),
+                    )),
                 ]
             }
             "error" => {
                 let t = v["error"]["type"].as_str().unwrap_or("api_error");
-                let msg = v["error"]["message"].as_str().unwrap_or("Anthropic stream failed").to_string();
-                vec![Err(ProviderError::from_status(status_of_error_type(t), msg, None))]
+                let msg = v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("Anthropic stream failed")
+                    .to_string();
+                vec![Err(ProviderError::from_status(
+                    status_of_error_type(t),
+                    msg,
+                    None,
+                ))]
             }
             _ => vec![],
         }

@@ -6,16 +6,17 @@ mod convert;
 use super::{completion_id, now_secs, ChunkStream, ErrorKind, ProviderError};
 use crate::config::DeploymentConfig;
 use crate::gateway::types::{
-    ChatChunk, ChatRequest, ChatResponse, Delta, Embedding, EmbeddingData, EmbeddingRequest, EmbeddingResponse,
-    EmbeddingUsage, EncodingFormat, FunctionCallDelta, ToolCallDelta,
+    ChatChunk, ChatRequest, ChatResponse, Delta, Embedding, EmbeddingData, EmbeddingRequest,
+    EmbeddingResponse, EmbeddingUsage, EncodingFormat, FunctionCallDelta, ToolCallDelta,
 };
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::primitives::Blob;
-use aws_sdk_bedrockruntime::types::{ContentBlockDelta, ContentBlockStart, ConverseStreamOutput as Event};
+use aws_sdk_bedrockruntime::types::{
+    ContentBlockDelta, ContentBlockStart, ConverseStreamOutput as Event,
+};
 use aws_sdk_bedrockruntime::Client;
 use serde_json::{json, Value};
-
 
 /// Converse and ConverseStream take the same input through two builder types.
 macro_rules! converse_input {
@@ -64,7 +65,11 @@ impl Bedrock {
         let mut conf = aws_sdk_bedrockruntime::config::Builder::from(&sdk);
         if let Some(role) = &aws.role_name {
             let provider = aws_config::sts::AssumeRoleProvider::builder(role)
-                .session_name(aws.session_name.clone().unwrap_or_else(|| "tollgate".into()))
+                .session_name(
+                    aws.session_name
+                        .clone()
+                        .unwrap_or_else(|| "tollgate".into()),
+                )
                 .configure(&sdk)
                 .build()
                 .await;
@@ -73,10 +78,17 @@ impl Bedrock {
         if let Some(endpoint) = &aws.endpoint {
             conf = conf.endpoint_url(endpoint);
         }
-        Bedrock { client: Client::from_conf(conf.build()), model: d.upstream_model.clone() }
+        Bedrock {
+            client: Client::from_conf(conf.build()),
+            model: d.upstream_model.clone(),
+        }
     }
 
-    pub async fn chat(&self, req: ChatRequest, drop_params: bool) -> Result<ChatResponse, ProviderError> {
+    pub async fn chat(
+        &self,
+        req: ChatRequest,
+        drop_params: bool,
+    ) -> Result<ChatResponse, ProviderError> {
         let input = convert::to_converse(&req, drop_params)?;
         let json_mode = input.json_mode;
         let out = converse_input!(self.client.converse(), &req.model, input)
@@ -86,7 +98,11 @@ impl Bedrock {
         convert::from_converse(out, &req.model, json_mode)
     }
 
-    pub async fn chat_stream(&self, req: ChatRequest, drop_params: bool) -> Result<ChunkStream, ProviderError> {
+    pub async fn chat_stream(
+        &self,
+        req: ChatRequest,
+        drop_params: bool,
+    ) -> Result<ChunkStream, ProviderError> {
         let input = convert::to_converse(&req, drop_params)?;
         let json_mode = input.json_mode;
         let out = converse_input!(self.client.converse_stream(), &req.model, input)
@@ -94,32 +110,42 @@ impl Bedrock {
             .await
             .map_err(sdk_error)?;
         let state = StreamState::new(&req.model, json_mode);
-        let stream = futures::stream::unfold((out.stream, state, false), |(mut rx, mut st, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                match rx.recv().await {
-                    Ok(Some(ev)) => {
-                        let chunks = st.on_event(ev);
-                        if !chunks.is_empty() {
-                            return Some((chunks, (rx, st, false)));
-                        }
-                    }
-                    Ok(None) => {
-                        let tail = st.finish();
-                        return if tail.is_empty() { None } else { Some((tail, (rx, st, true))) };
-                    }
-                    Err(e) => return Some((vec![Err(sdk_error(e))], (rx, st, true))),
+        let stream = futures::stream::unfold(
+            (out.stream, state, false),
+            |(mut rx, mut st, done)| async move {
+                if done {
+                    return None;
                 }
-            }
-        });
+                loop {
+                    match rx.recv().await {
+                        Ok(Some(ev)) => {
+                            let chunks = st.on_event(ev);
+                            if !chunks.is_empty() {
+                                return Some((chunks, (rx, st, false)));
+                            }
+                        }
+                        Ok(None) => {
+                            let tail = st.finish();
+                            return if tail.is_empty() {
+                                None
+                            } else {
+                                Some((tail, (rx, st, true)))
+                            };
+                        }
+                        Err(e) => return Some((vec![Err(sdk_error(e))], (rx, st, true))),
+                    }
+                }
+            },
+        );
         use futures::StreamExt;
         Ok(stream.flat_map(futures::stream::iter).boxed())
     }
 
     pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
-        let texts = req.input.texts().ok_or_else(|| super::token_input_unsupported("Bedrock"))?;
+        let texts = req
+            .input
+            .texts()
+            .ok_or_else(|| super::token_input_unsupported("Bedrock"))?;
         let model = self.model.as_str();
         let base = model.rsplit('.').next().unwrap_or(model);
         let is_cohere = model.contains("cohere.embed");
@@ -133,13 +159,20 @@ impl Bedrock {
         let mut vectors: Vec<Vec<f32>> = Vec::new();
         let mut tokens = 0u64;
         if is_cohere {
-            let input_type = req.extra.get("input_type").and_then(Value::as_str).unwrap_or("search_document");
+            let input_type = req
+                .extra
+                .get("input_type")
+                .and_then(Value::as_str)
+                .unwrap_or("search_document");
             let body = json!({"texts": texts, "input_type": input_type});
             let v = self.invoke(&req.model, &body).await?;
             for e in v["embeddings"].as_array().into_iter().flatten() {
                 vectors.push(floats(e));
             }
-            tokens = texts.iter().map(|t| t.split_whitespace().count() as u64).sum();
+            tokens = texts
+                .iter()
+                .map(|t| t.split_whitespace().count() as u64)
+                .sum();
         } else {
             for t in &texts {
                 let mut body = json!({"inputText": t});
@@ -167,7 +200,10 @@ impl Bedrock {
             object: "list".into(),
             data,
             model: req.model,
-            usage: EmbeddingUsage { prompt_tokens: tokens, total_tokens: tokens },
+            usage: EmbeddingUsage {
+                prompt_tokens: tokens,
+                total_tokens: tokens,
+            },
         })
     }
 
@@ -183,13 +219,22 @@ impl Bedrock {
             .send()
             .await
             .map_err(sdk_error)?;
-        serde_json::from_slice(out.body().as_ref())
-            .map_err(|e| ProviderError::new(ErrorKind::BadResponse, format!("Bedrock sent an invalid body: {e}")))
+        serde_json::from_slice(out.body().as_ref()).map_err(|e| {
+            ProviderError::new(
+                ErrorKind::BadResponse,
+                format!("Bedrock sent an invalid body: {e}"),
+            )
+        })
     }
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().into_iter().flatten().filter_map(Value::as_f64).map(|f| f as f32).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+        .map(|f| f as f32)
+        .collect()
 }
 
 /// Classifies an SDK error by its AWS error code, or by what failed.
@@ -265,17 +310,29 @@ impl StreamState {
     }
 
     fn chunk(&self, delta: Delta, finish: Option<String>) -> Result<ChatChunk, ProviderError> {
-        Ok(ChatChunk::delta(&self.id, self.created, &self.model, delta, finish))
+        Ok(ChatChunk::delta(
+            &self.id,
+            self.created,
+            &self.model,
+            delta,
+            finish,
+        ))
     }
 
     fn on_event(&mut self, ev: Event) -> Vec<Result<ChatChunk, ProviderError>> {
         match ev {
             Event::MessageStart(_) => vec![self.chunk(
-                Delta { role: Some("assistant".into()), content: Some(String::new()), ..Default::default() },
+                Delta {
+                    role: Some("assistant".into()),
+                    content: Some(String::new()),
+                    ..Default::default()
+                },
                 None,
             )],
             Event::ContentBlockStart(s) => match s.start() {
-                Some(ContentBlockStart::ToolUse(t)) if !(self.json_mode && t.name() == convert::JSON_TOOL) => {
+                Some(ContentBlockStart::ToolUse(t))
+                    if !(self.json_mode && t.name() == convert::JSON_TOOL) =>
+                {
                     let ti = self.tools_seen;
                     self.tools_seen += 1;
                     self.tool_index.insert(s.content_block_index(), ti);
@@ -299,27 +356,44 @@ impl StreamState {
             },
             Event::ContentBlockDelta(d) => match d.delta() {
                 Some(ContentBlockDelta::Text(t)) => {
-                    vec![self.chunk(Delta { content: Some(t.clone()), ..Default::default() }, None)]
-                }
-                Some(ContentBlockDelta::ToolUse(t)) => match self.tool_index.get(&d.content_block_index()) {
-                    Some(ti) => vec![self.chunk(
+                    vec![self.chunk(
                         Delta {
-                            tool_calls: Some(vec![ToolCallDelta {
-                                index: *ti,
-                                id: None,
-                                kind: None,
-                                function: Some(FunctionCallDelta { name: None, arguments: Some(t.input().to_string()) }),
-                            }]),
+                            content: Some(t.clone()),
                             ..Default::default()
                         },
                         None,
-                    )],
-                    // Structured output arrives as the JSON tool's input: it is the content.
-                    None if self.json_mode => {
-                        vec![self.chunk(Delta { content: Some(t.input().to_string()), ..Default::default() }, None)]
+                    )]
+                }
+                Some(ContentBlockDelta::ToolUse(t)) => {
+                    match self.tool_index.get(&d.content_block_index()) {
+                        Some(ti) => vec![self.chunk(
+                            Delta {
+                                tool_calls: Some(vec![ToolCallDelta {
+                                    index: *ti,
+                                    id: None,
+                                    kind: None,
+                                    function: Some(FunctionCallDelta {
+                                        name: None,
+                                        arguments: Some(t.input().to_string()),
+                                    }),
+                                }]),
+                                ..Default::default()
+                            },
+                            None,
+                        )],
+                        // Structured output arrives as the JSON tool's input: it is the content.
+                        None if self.json_mode => {
+                            vec![self.chunk(
+                                Delta {
+                                    content: Some(t.input().to_string()),
+                                    ..Default::default()
+                                },
+                                None,
+                            )]
+                        }
+                        None => vec![],
                     }
-                    None => vec![],
-                },
+                }
                 _ => vec![],
             },
             Event::MessageStop(m) => {
@@ -349,7 +423,12 @@ impl StreamState {
         let finish = self.finish.take().unwrap_or_else(|| "stop".into());
         let mut out = vec![self.chunk(Delta::default(), Some(finish))];
         if let Some(u) = self.usage.take() {
-            out.push(Ok(ChatChunk::usage_only(&self.id, self.created, &self.model, u)));
+            out.push(Ok(ChatChunk::usage_only(
+                &self.id,
+                self.created,
+                &self.model,
+                u,
+            )));
         }
         out
     }

@@ -5,13 +5,14 @@
 use super::{completion_id, now_secs, ChunkStream, ProviderError};
 use crate::config::DeploymentConfig;
 use crate::gateway::types::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, Delta, Embedding, EmbeddingData, EmbeddingRequest,
-    EmbeddingResponse, EmbeddingUsage, ResponseMessage, Usage,
+    ChatChunk, ChatRequest, ChatResponse, Delta, Embedding, EmbeddingData, EmbeddingRequest,
+    EmbeddingResponse, EmbeddingUsage, Usage,
 };
 use futures::StreamExt;
 use std::time::Duration;
 
-const ANSWER: &str = "Hello from Tollgate's demo model! This answer is canned and streamed word by word, \
+const ANSWER: &str =
+    "Hello from Tollgate's demo model! This answer is canned and streamed word by word, \
 so you can try the API and the playground without any provider credentials. Add a provider to your \
 config.yaml (OpenAI, Anthropic, Bedrock, Ollama, …) and the same request reaches a real model.";
 
@@ -22,7 +23,10 @@ pub struct Demo {
 
 impl Demo {
     pub fn new(d: &DeploymentConfig) -> Self {
-        Demo { model: d.upstream_model.clone(), chunk_delay: d.demo_chunk_delay }
+        Demo {
+            model: d.upstream_model.clone(),
+            chunk_delay: d.demo_chunk_delay,
+        }
     }
 
     fn answer(req: &ChatRequest) -> (String, &'static str) {
@@ -34,40 +38,48 @@ impl Demo {
     }
 
     fn usage(req: &ChatRequest, answer: &str) -> Usage {
-        let prompt: usize = req.messages.iter().map(|m| m.text_content().split_whitespace().count()).sum();
+        let prompt: usize = req
+            .messages
+            .iter()
+            .map(|m| m.text_content().split_whitespace().count())
+            .sum();
         Usage::new(prompt as u64, answer.split_whitespace().count() as u64)
     }
 
     pub async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, ProviderError> {
         let (text, finish) = Self::answer(&req);
         let usage = Self::usage(&req, &text);
-        Ok(ChatResponse {
-            id: completion_id(),
-            object: "chat.completion".into(),
-            created: now_secs(),
-            model: self.model.clone(),
-            system_fingerprint: Some("tollgate-demo".into()),
-            choices: vec![Choice {
-                index: 0,
-                message: ResponseMessage { role: "assistant".into(), content: Some(text), ..Default::default() },
-                logprobs: None,
-                finish_reason: Some(finish.into()),
-            }],
-            usage: Some(usage),
-            service_tier: None,
-            extra: Default::default(),
-        })
+        let mut resp = ChatResponse::single(
+            completion_id(),
+            now_secs(),
+            self.model.clone(),
+            text,
+            vec![],
+            Some(finish.into()),
+            Some(usage),
+        );
+        resp.system_fingerprint = Some("tollgate-demo".into());
+        Ok(resp)
     }
 
     pub async fn chat_stream(&self, req: ChatRequest) -> Result<ChunkStream, ProviderError> {
         let (text, finish) = Self::answer(&req);
         let usage = Self::usage(&req, &text);
-        let (id, created, model, delay) = (completion_id(), now_secs(), self.model.clone(), self.chunk_delay);
+        let (id, created, model, delay) = (
+            completion_id(),
+            now_secs(),
+            self.model.clone(),
+            self.chunk_delay,
+        );
         let mut chunks = vec![ChatChunk::delta(
             &id,
             created,
             &model,
-            Delta { role: Some("assistant".into()), content: Some(String::new()), ..Default::default() },
+            Delta {
+                role: Some("assistant".into()),
+                content: Some(String::new()),
+                ..Default::default()
+            },
             None,
         )];
         for word in text.split_inclusive(' ') {
@@ -75,25 +87,38 @@ impl Demo {
                 &id,
                 created,
                 &model,
-                Delta { content: Some(word.to_string()), ..Default::default() },
+                Delta {
+                    content: Some(word.to_string()),
+                    ..Default::default()
+                },
                 None,
             ));
         }
-        chunks.push(ChatChunk::delta(&id, created, &model, Delta::default(), Some(finish.into())));
+        chunks.push(ChatChunk::delta(
+            &id,
+            created,
+            &model,
+            Delta::default(),
+            Some(finish.into()),
+        ));
         chunks.push(ChatChunk::usage_only(&id, created, &model, usage));
         let first = chunks.len();
-        let stream = futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, c)| async move {
-            // The first chunk comes at once; the rest are paced like a model typing.
-            if i > 0 && i + 1 < first && !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Ok::<_, ProviderError>(c)
-        });
+        let stream =
+            futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, c)| async move {
+                // The first chunk comes at once; the rest are paced like a model typing.
+                if i > 0 && i + 1 < first && !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Ok::<_, ProviderError>(c)
+            });
         Ok(stream.boxed())
     }
 
     pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
-        let texts = req.input.texts().ok_or_else(|| super::token_input_unsupported("the demo provider"))?;
+        let texts = req
+            .input
+            .texts()
+            .ok_or_else(|| super::token_input_unsupported("the demo provider"))?;
         let dims = req.dimensions.unwrap_or(16) as usize;
         let data = texts
             .iter()
@@ -104,18 +129,26 @@ impl Demo {
                     object: "embedding".into(),
                     index: i as u32,
                     embedding: match req.encoding_format {
-                        Some(crate::gateway::types::EncodingFormat::Base64) => Embedding::base64_of(&v),
+                        Some(crate::gateway::types::EncodingFormat::Base64) => {
+                            Embedding::base64_of(&v)
+                        }
                         _ => Embedding::Float(v),
                     },
                 }
             })
             .collect();
-        let tokens: u64 = texts.iter().map(|t| t.split_whitespace().count() as u64).sum();
+        let tokens: u64 = texts
+            .iter()
+            .map(|t| t.split_whitespace().count() as u64)
+            .sum();
         Ok(EmbeddingResponse {
             object: "list".into(),
             data,
             model: self.model.clone(),
-            usage: EmbeddingUsage { prompt_tokens: tokens, total_tokens: tokens },
+            usage: EmbeddingUsage {
+                prompt_tokens: tokens,
+                total_tokens: tokens,
+            },
         })
     }
 }
@@ -126,7 +159,10 @@ fn pseudo_embedding(text: &str, dims: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(dims);
     let mut block = 0u32;
     while out.len() < dims {
-        let digest = Sha256::new().chain_update(text.as_bytes()).chain_update(block.to_le_bytes()).finalize();
+        let digest = Sha256::new()
+            .chain_update(text.as_bytes())
+            .chain_update(block.to_le_bytes())
+            .finalize();
         for b in digest.iter() {
             if out.len() == dims {
                 break;
@@ -135,6 +171,11 @@ fn pseudo_embedding(text: &str, dims: usize) -> Vec<f32> {
         }
         block += 1;
     }
-    let norm = out.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
+    let norm = out
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::EPSILON);
     out.iter().map(|x| x / norm).collect()
 }

@@ -61,13 +61,20 @@ pub struct ProviderError {
 
 impl ProviderError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ProviderError { kind, status: None, message: message.into(), retry_after: None }
+        ProviderError {
+            kind,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// Classifies an upstream HTTP error by status and message.
     pub fn from_status(status: u16, message: String, retry_after: Option<Duration>) -> Self {
         let kind = match status {
-            400 | 413 | 422 if is_context_window_message(&message) => ErrorKind::ContextWindowExceeded,
+            400 | 413 | 422 if is_context_window_message(&message) => {
+                ErrorKind::ContextWindowExceeded
+            }
             400 | 413 | 422 => ErrorKind::BadRequest,
             401 => ErrorKind::Authentication,
             403 => ErrorKind::PermissionDenied,
@@ -78,12 +85,21 @@ impl ProviderError {
             500..=599 => ErrorKind::ServerError,
             _ => ErrorKind::BadRequest,
         };
-        ProviderError { kind, status: Some(status), message: truncate(message), retry_after }
+        ProviderError {
+            kind,
+            status: Some(status),
+            message: truncate(message),
+            retry_after,
+        }
     }
 
     pub fn from_reqwest(e: &reqwest::Error) -> Self {
         // reqwest's Display can include the URL; keep only the kind of failure.
-        let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Connection };
+        let kind = if e.is_timeout() {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Connection
+        };
         let what = if e.is_timeout() {
             "timed out"
         } else if e.is_connect() {
@@ -134,7 +150,11 @@ pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duratio
     {
         return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
     }
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<f64>() {
         return Some(Duration::from_secs_f64(secs.max(0.0)));
     }
@@ -163,10 +183,26 @@ mod tests {
     #[test]
     fn statuses_and_messages_classify() {
         let cases: &[(u16, &str, ErrorKind)] = &[
-            (400, "This model's maximum context length is 8192 tokens", ErrorKind::ContextWindowExceeded),
-            (400, "prompt is too long: 210000 tokens > 200000 maximum", ErrorKind::ContextWindowExceeded),
-            (400, "Input is too long for requested model.", ErrorKind::ContextWindowExceeded),
-            (400, "Invalid value for 'temperature'", ErrorKind::BadRequest),
+            (
+                400,
+                "This model's maximum context length is 8192 tokens",
+                ErrorKind::ContextWindowExceeded,
+            ),
+            (
+                400,
+                "prompt is too long: 210000 tokens > 200000 maximum",
+                ErrorKind::ContextWindowExceeded,
+            ),
+            (
+                400,
+                "Input is too long for requested model.",
+                ErrorKind::ContextWindowExceeded,
+            ),
+            (
+                400,
+                "Invalid value for 'temperature'",
+                ErrorKind::BadRequest,
+            ),
             (401, "bad key", ErrorKind::Authentication),
             (429, "slow down", ErrorKind::RateLimited),
             (500, "oops", ErrorKind::ServerError),
@@ -174,16 +210,26 @@ mod tests {
             (529, "overloaded", ErrorKind::Unavailable),
         ];
         for (status, msg, kind) in cases {
-            assert_eq!(ProviderError::from_status(*status, msg.to_string(), None).kind, *kind, "{status} {msg}");
+            assert_eq!(
+                ProviderError::from_status(*status, msg.to_string(), None).kind,
+                *kind,
+                "{status} {msg}"
+            );
         }
     }
 
     #[test]
     fn retry_after_reads_seconds_and_ms() {
         let mut h = reqwest::header::HeaderMap::new();
-        h.insert("retry-after", reqwest::header::HeaderValue::from_static("2"));
+        h.insert(
+            "retry-after",
+            reqwest::header::HeaderValue::from_static("2"),
+        );
         assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(2)));
-        h.insert("retry-after-ms", reqwest::header::HeaderValue::from_static("150"));
+        h.insert(
+            "retry-after-ms",
+            reqwest::header::HeaderValue::from_static("150"),
+        );
         assert_eq!(parse_retry_after(&h), Some(Duration::from_millis(150)));
     }
 }

@@ -9,7 +9,9 @@ pub mod openai;
 
 use crate::config::providers::Family;
 use crate::config::DeploymentConfig;
-use crate::gateway::types::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
+use crate::gateway::types::{
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse,
+};
 pub use error::{ErrorKind, ProviderError};
 use futures::stream::BoxStream;
 
@@ -28,7 +30,9 @@ impl Provider {
     /// Builds the client for a deployment. Bedrock clients resolve credentials lazily.
     pub async fn new(d: &DeploymentConfig, http: &reqwest::Client) -> Self {
         match d.family {
-            Family::OpenAiCompatible | Family::Azure => Provider::OpenAi(openai::OpenAi::new(d, http.clone())),
+            Family::OpenAiCompatible | Family::Azure => {
+                Provider::OpenAi(openai::OpenAi::new(d, http.clone()))
+            }
             Family::Anthropic => Provider::Anthropic(anthropic::Anthropic::new(d, http.clone())),
             Family::Bedrock => Provider::Bedrock(bedrock::Bedrock::new(d).await),
             Family::Demo => Provider::Demo(demo::Demo::new(d)),
@@ -37,7 +41,11 @@ impl Provider {
 
     /// `req.model` is already the upstream model id; `drop_params` says whether
     /// parameters this provider cannot honour are dropped (else a 400).
-    pub async fn chat(&self, req: ChatRequest, drop_params: bool) -> Result<ChatResponse, ProviderError> {
+    pub async fn chat(
+        &self,
+        req: ChatRequest,
+        drop_params: bool,
+    ) -> Result<ChatResponse, ProviderError> {
         match self {
             Provider::OpenAi(p) => p.chat(req).await,
             Provider::Anthropic(p) => p.chat(req, drop_params).await,
@@ -46,7 +54,11 @@ impl Provider {
         }
     }
 
-    pub async fn chat_stream(&self, req: ChatRequest, drop_params: bool) -> Result<ChunkStream, ProviderError> {
+    pub async fn chat_stream(
+        &self,
+        req: ChatRequest,
+        drop_params: bool,
+    ) -> Result<ChunkStream, ProviderError> {
         match self {
             Provider::OpenAi(p) => p.chat_stream(req).await,
             Provider::Anthropic(p) => p.chat_stream(req, drop_params).await,
@@ -86,22 +98,37 @@ pub(crate) fn foreign_params(req: &ChatRequest, own: &[&str]) -> Vec<String> {
             names.push(name.to_string());
         }
     }
-    names.extend(req.extra.keys().filter(|k| !own.contains(&k.as_str())).cloned());
+    names.extend(
+        req.extra
+            .keys()
+            .filter(|k| !own.contains(&k.as_str()))
+            .cloned(),
+    );
     names
 }
 
 /// Adds a deployment's `extra_headers` (invalid names or values are skipped).
-pub(crate) fn add_extra_headers(headers: &mut reqwest::header::HeaderMap, extra: &std::collections::BTreeMap<String, String>) {
+pub(crate) fn add_extra_headers(
+    headers: &mut reqwest::header::HeaderMap,
+    extra: &std::collections::BTreeMap<String, String>,
+) {
     use reqwest::header::{HeaderName, HeaderValue};
     for (k, v) in extra {
-        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             headers.insert(k, v);
         }
     }
 }
 
 /// Rejects parameters a provider cannot honour, unless they are to be dropped.
-pub(crate) fn check_unsupported(provider: &str, names: &[String], drop_params: bool) -> Result<(), ProviderError> {
+pub(crate) fn check_unsupported(
+    provider: &str,
+    names: &[String],
+    drop_params: bool,
+) -> Result<(), ProviderError> {
     if names.is_empty() || drop_params {
         return Ok(());
     }

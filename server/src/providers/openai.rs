@@ -6,7 +6,9 @@
 use super::{ChunkStream, ErrorKind, ProviderError};
 use crate::config::providers::Family;
 use crate::config::DeploymentConfig;
-use crate::gateway::types::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
+use crate::gateway::types::{
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse,
+};
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -22,7 +24,8 @@ pub struct OpenAi {
 }
 
 fn parse_url(url: String) -> Result<reqwest::Url, String> {
-    reqwest::Url::parse(&url).map_err(|e| format!("the deployment's api_base gives an invalid URL {url:?}: {e}"))
+    reqwest::Url::parse(&url)
+        .map_err(|e| format!("the deployment's api_base gives an invalid URL {url:?}: {e}"))
 }
 
 impl OpenAi {
@@ -36,7 +39,10 @@ impl OpenAi {
                 format!("{dep}/embeddings?api-version={v}"),
             )
         } else {
-            (format!("{base}/chat/completions"), format!("{base}/embeddings"))
+            (
+                format!("{base}/chat/completions"),
+                format!("{base}/embeddings"),
+            )
         };
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -51,11 +57,20 @@ impl OpenAi {
                 headers.insert(name, v);
             }
         }
-        if let Some(org) = d.organization.as_deref().and_then(|o| HeaderValue::from_str(o).ok()) {
+        if let Some(org) = d
+            .organization
+            .as_deref()
+            .and_then(|o| HeaderValue::from_str(o).ok())
+        {
             headers.insert(HeaderName::from_static("openai-organization"), org);
         }
         super::add_extra_headers(&mut headers, &d.extra_headers);
-        OpenAi { http, chat_url: parse_url(chat_url), embeddings_url: parse_url(embeddings_url), headers }
+        OpenAi {
+            http,
+            chat_url: parse_url(chat_url),
+            embeddings_url: parse_url(embeddings_url),
+            headers,
+        }
     }
 
     async fn post<T: Serialize>(
@@ -63,9 +78,15 @@ impl OpenAi {
         url: &Result<reqwest::Url, String>,
         body: &T,
     ) -> Result<reqwest::Response, ProviderError> {
-        let url = url.as_ref().map_err(|e| ProviderError::new(ErrorKind::Config, e.clone()))?;
-        let body = serde_json::to_vec(body)
-            .map_err(|e| ProviderError::new(ErrorKind::BadRequest, format!("request could not be encoded: {e}")))?;
+        let url = url
+            .as_ref()
+            .map_err(|e| ProviderError::new(ErrorKind::Config, e.clone()))?;
+        let body = serde_json::to_vec(body).map_err(|e| {
+            ProviderError::new(
+                ErrorKind::BadRequest,
+                format!("request could not be encoded: {e}"),
+            )
+        })?;
         let resp = self
             .http
             .post(url.clone())
@@ -85,7 +106,10 @@ impl OpenAi {
         req.stream = None;
         req.stream_options = None;
         let resp = self.post(&self.chat_url, &req).await?;
-        let bytes = resp.bytes().await.map_err(|e| ProviderError::from_reqwest(&e))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(&e))?;
         serde_json::from_slice(&bytes).map_err(|e| bad_response("chat completion", &e))
     }
 
@@ -121,7 +145,10 @@ impl OpenAi {
 
     pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
         let resp = self.post(&self.embeddings_url, &req).await?;
-        let bytes = resp.bytes().await.map_err(|e| ProviderError::from_reqwest(&e))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(&e))?;
         serde_json::from_slice(&bytes).map_err(|e| bad_response("embedding", &e))
     }
 }
@@ -133,7 +160,10 @@ pub fn parse_chunk(data: &[u8]) -> Result<ChatChunk, ProviderError> {
         Err(e) => match serde_json::from_slice::<Value>(data) {
             Ok(v) if v.get("error").is_some() => {
                 let msg = error_message(&v).unwrap_or_else(|| "upstream stream failed".into());
-                let status = v["error"]["code"].as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(500);
+                let status = v["error"]["code"]
+                    .as_u64()
+                    .and_then(|c| u16::try_from(c).ok())
+                    .unwrap_or(500);
                 Err(ProviderError::from_status(status, msg, None))
             }
             _ => Err(bad_response("stream chunk", &e)),
@@ -142,7 +172,10 @@ pub fn parse_chunk(data: &[u8]) -> Result<ChatChunk, ProviderError> {
 }
 
 fn bad_response(what: &str, e: &serde_json::Error) -> ProviderError {
-    ProviderError::new(ErrorKind::BadResponse, format!("upstream sent an invalid {what}: {e}"))
+    ProviderError::new(
+        ErrorKind::BadResponse,
+        format!("upstream sent an invalid {what}: {e}"),
+    )
 }
 
 /// Turns an upstream error response into a classified error with its message.

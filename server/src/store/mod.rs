@@ -4,7 +4,9 @@
 use crate::logs::RequestLog;
 use crate::secret::redact_dsn;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -22,7 +24,10 @@ pub enum StoreError {
     #[error("cannot open the store at {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
     #[error("migrations failed on {url}: {source}")]
-    Migrate { url: String, source: sqlx::migrate::MigrateError },
+    Migrate {
+        url: String,
+        source: sqlx::migrate::MigrateError,
+    },
     #[error("cannot create the directory {dir}: {source}")]
     Dir { dir: String, source: std::io::Error },
     #[error("DATABASE_URL must start with sqlite: or postgres:, got {0}")]
@@ -37,20 +42,32 @@ impl Store {
         let shown = redact_dsn(url);
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
-                .map_err(|source| StoreError::Connect { url: shown.clone(), source })?
+                .map_err(|source| StoreError::Connect {
+                    url: shown.clone(),
+                    source,
+                })?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10));
-            if let Some(dir) = opts.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|source| StoreError::Dir { dir: dir.display().to_string(), source })?;
+            if let Some(dir) = opts
+                .get_filename()
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                    dir: dir.display().to_string(),
+                    source,
+                })?;
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .connect_with(opts)
                 .await
-                .map_err(|source| StoreError::Connect { url: shown.clone(), source })?;
+                .map_err(|source| StoreError::Connect {
+                    url: shown.clone(),
+                    source,
+                })?;
             sqlx::migrate!("../migrations/sqlite")
                 .run(&pool)
                 .await
@@ -62,7 +79,10 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(url)
                 .await
-                .map_err(|source| StoreError::Connect { url: shown.clone(), source })?;
+                .map_err(|source| StoreError::Connect {
+                    url: shown.clone(),
+                    source,
+                })?;
             sqlx::migrate!("../migrations/postgres")
                 .run(&pool)
                 .await
@@ -146,7 +166,8 @@ impl Store {
                     rows.iter().map(|r| f(r).map(str::to_string)).collect()
                 };
                 let int = |f: fn(&RequestLog) -> i64| -> Vec<i64> { rows.iter().map(f).collect() };
-                let small = |f: fn(&RequestLog) -> i32| -> Vec<i32> { rows.iter().map(f).collect() };
+                let small =
+                    |f: fn(&RequestLog) -> i32| -> Vec<i32> { rows.iter().map(f).collect() };
                 sqlx::query(INSERT_LOGS_POSTGRES)
                     .bind(text(|r| Some(&r.request_id)))
                     .bind(int(|r| r.started_at_ms))
@@ -173,8 +194,16 @@ impl Store {
                     .bind(int(|r| (r.prompt_tokens + r.completion_tokens) as i64))
                     .bind(rows.iter().map(|r| r.spend).collect::<Vec<f64>>())
                     .bind(int(|r| r.latency_ms as i64))
-                    .bind(rows.iter().map(|r| r.ttft_ms.map(|t| t as i64)).collect::<Vec<Option<i64>>>())
-                    .bind(rows.iter().map(|r| r.metadata.as_ref().map(|m| m.to_string())).collect::<Vec<Option<String>>>())
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.ttft_ms.map(|t| t as i64))
+                            .collect::<Vec<Option<i64>>>(),
+                    )
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.metadata.as_ref().map(|m| m.to_string()))
+                            .collect::<Vec<Option<String>>>(),
+                    )
                     .execute(p)
                     .await?;
             }
@@ -205,7 +234,10 @@ fn sqlite_insert_for(remaining: usize) -> (usize, &'static str) {
             })
             .collect()
     });
-    let i = SQLITE_CHUNKS.iter().position(|&n| n <= remaining).unwrap_or(SQLITE_CHUNKS.len() - 1);
+    let i = SQLITE_CHUNKS
+        .iter()
+        .position(|&n| n <= remaining)
+        .unwrap_or(SQLITE_CHUNKS.len() - 1);
     (SQLITE_CHUNKS[i], sql[i].as_str())
 }
 

@@ -4,7 +4,8 @@ use std::collections::HashMap as Map;
 use std::sync::atomic::AtomicUsize;
 
 async fn router(yaml: &str) -> Router {
-    let cfg = load_str(yaml, "t.yaml", Some(crate::config::env::Env::default())).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = load_str(yaml, "t.yaml", Some(crate::config::env::Env::default()))
+        .unwrap_or_else(|e| panic!("{e}"));
     Router::new(&cfg, &reqwest::Client::new()).await
 }
 
@@ -16,16 +17,33 @@ fn err(kind: ErrorKind) -> ProviderError {
 /// Per deployment id, the outcome of its 1st, 2nd, … call (`None` = success; the last repeats).
 type Script<'a> = [(&'a str, &'a [Option<ErrorKind>])];
 
-async fn run(r: &Router, model: &str, opts: CallOptions, script: &Script<'_>) -> (Result<String, RouteError>, Vec<String>) {
-    let script: Map<String, Vec<Option<ErrorKind>>> = script.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect();
-    let counters: Map<String, AtomicUsize> = script.keys().map(|k| (k.clone(), AtomicUsize::new(0))).collect();
+async fn run(
+    r: &Router,
+    model: &str,
+    opts: CallOptions,
+    script: &Script<'_>,
+) -> (Result<String, RouteError>, Vec<String>) {
+    let script: Map<String, Vec<Option<ErrorKind>>> = script
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_vec()))
+        .collect();
+    let counters: Map<String, AtomicUsize> = script
+        .keys()
+        .map(|k| (k.clone(), AtomicUsize::new(0)))
+        .collect();
     let calls = Mutex::new(Vec::new());
     let out = r
         .route(model, &opts, |d, _| {
             let id = d.config.id.clone();
             calls.lock().map(|mut c| c.push(id.clone())).ok();
-            let n = counters.get(&id).map(|c| c.fetch_add(1, Ordering::SeqCst)).unwrap_or(0);
-            let outcome = script.get(&id).and_then(|s| s.get(n).or(s.last()).copied()).flatten();
+            let n = counters
+                .get(&id)
+                .map(|c| c.fetch_add(1, Ordering::SeqCst))
+                .unwrap_or(0);
+            let outcome = script
+                .get(&id)
+                .and_then(|s| s.get(n).or(s.last()).copied())
+                .flatten();
             async move {
                 match outcome {
                     None => Ok(id),
@@ -55,22 +73,66 @@ router_settings:
 async fn retries_then_fallbacks_in_order() {
     use ErrorKind::*;
     let r = router(TWO_GROUPS).await;
-    type Case<'a> = (&'a str, Vec<(&'a str, &'a [Option<ErrorKind>])>, Result<&'a str, ()>, Vec<&'a str>);
+    type Case<'a> = (
+        &'a str,
+        Vec<(&'a str, &'a [Option<ErrorKind>])>,
+        Result<&'a str, ()>,
+        Vec<&'a str>,
+    );
     let cases: Vec<Case> = vec![
-        ("success first try", vec![("a1", &[None])], Ok("a1"), vec!["a1"]),
-        ("retry 5xx then ok", vec![("a1", &[Some(ServerError), Some(ServerError), None])], Ok("a1"), vec!["a1", "a1", "a1"]),
-        ("429s exhaust retries, fallback b", vec![("a1", &[Some(RateLimited)]), ("b1", &[None])], Ok("b1"), vec!["a1", "a1", "a1", "b1"]),
-        ("bad request: no retry, no fallback", vec![("a1", &[Some(BadRequest)])], Err(()), vec!["a1"]),
-        ("context window goes to c", vec![("a1", &[Some(ContextWindowExceeded)]), ("c1", &[None])], Ok("c1"), vec!["a1", "c1"]),
-        ("auth error: no retry, fallback", vec![("a1", &[Some(Authentication)]), ("b1", &[None])], Ok("b1"), vec!["a1", "b1"]),
-        ("everything fails", vec![("a1", &[Some(Connection)]), ("b1", &[Some(Unavailable)])], Err(()), vec!["a1", "a1", "a1", "b1", "b1", "b1"]),
+        (
+            "success first try",
+            vec![("a1", &[None])],
+            Ok("a1"),
+            vec!["a1"],
+        ),
+        (
+            "retry 5xx then ok",
+            vec![("a1", &[Some(ServerError), Some(ServerError), None])],
+            Ok("a1"),
+            vec!["a1", "a1", "a1"],
+        ),
+        (
+            "429s exhaust retries, fallback b",
+            vec![("a1", &[Some(RateLimited)]), ("b1", &[None])],
+            Ok("b1"),
+            vec!["a1", "a1", "a1", "b1"],
+        ),
+        (
+            "bad request: no retry, no fallback",
+            vec![("a1", &[Some(BadRequest)])],
+            Err(()),
+            vec!["a1"],
+        ),
+        (
+            "context window goes to c",
+            vec![("a1", &[Some(ContextWindowExceeded)]), ("c1", &[None])],
+            Ok("c1"),
+            vec!["a1", "c1"],
+        ),
+        (
+            "auth error: no retry, fallback",
+            vec![("a1", &[Some(Authentication)]), ("b1", &[None])],
+            Ok("b1"),
+            vec!["a1", "b1"],
+        ),
+        (
+            "everything fails",
+            vec![("a1", &[Some(Connection)]), ("b1", &[Some(Unavailable)])],
+            Err(()),
+            vec!["a1", "a1", "a1", "b1", "b1", "b1"],
+        ),
     ];
     for (name, script, want, want_calls) in cases {
         let (out, calls) = run(&r, "a", CallOptions::default(), &script).await;
         match (out, want) {
             (Ok(id), Ok(w)) => assert_eq!(id, w, "{name}"),
             (Err(RouteError::Failed { attempts, .. }), Err(())) => {
-                assert_eq!(attempts.len(), want_calls.len(), "{name}: every attempt is named")
+                assert_eq!(
+                    attempts.len(),
+                    want_calls.len(),
+                    "{name}: every attempt is named"
+                )
             }
             (other, _) => panic!("{name}: unexpected {:?}", other.map(|_| ())),
         }
@@ -81,7 +143,16 @@ async fn retries_then_fallbacks_in_order() {
 #[tokio::test]
 async fn default_fallbacks_apply_without_a_rule() {
     let r = router(TWO_GROUPS).await;
-    let (out, calls) = run(&r, "b", CallOptions { num_retries: Some(0), ..Default::default() }, &[("b1", &[Some(ErrorKind::ServerError)]), ("c1", &[None])]).await;
+    let (out, calls) = run(
+        &r,
+        "b",
+        CallOptions {
+            num_retries: Some(0),
+            ..Default::default()
+        },
+        &[("b1", &[Some(ErrorKind::ServerError)]), ("c1", &[None])],
+    )
+    .await;
     assert_eq!(out.ok().as_deref(), Some("c1"));
     assert_eq!(calls, ["b1", "c1"]);
 }
@@ -89,8 +160,18 @@ async fn default_fallbacks_apply_without_a_rule() {
 #[tokio::test]
 async fn request_fallbacks_override_config() {
     let r = router(TWO_GROUPS).await;
-    let opts = CallOptions { fallbacks: Some(vec!["c".into()]), num_retries: Some(0), ..Default::default() };
-    let (out, calls) = run(&r, "a", opts, &[("a1", &[Some(ErrorKind::ServerError)]), ("c1", &[None])]).await;
+    let opts = CallOptions {
+        fallbacks: Some(vec!["c".into()]),
+        num_retries: Some(0),
+        ..Default::default()
+    };
+    let (out, calls) = run(
+        &r,
+        "a",
+        opts,
+        &[("a1", &[Some(ErrorKind::ServerError)]), ("c1", &[None])],
+    )
+    .await;
     assert_eq!(out.ok().as_deref(), Some("c1"));
     assert_eq!(calls, ["a1", "c1"]);
 }
@@ -108,21 +189,32 @@ async fn retry_after_is_honoured() {
     let r = router(TWO_GROUPS).await;
     let start = std::time::Instant::now();
     let out = r
-        .route("b", &CallOptions { num_retries: Some(1), ..Default::default() }, |d, _| {
-            let first = d.health.state() == HealthState::Unknown;
-            async move {
-                if first {
-                    let mut e = err(ErrorKind::RateLimited);
-                    e.retry_after = Some(Duration::from_millis(700));
-                    Err(e)
-                } else {
-                    Ok(())
+        .route(
+            "b",
+            &CallOptions {
+                num_retries: Some(1),
+                ..Default::default()
+            },
+            |d, _| {
+                let first = d.health.state() == HealthState::Unknown;
+                async move {
+                    if first {
+                        let mut e = err(ErrorKind::RateLimited);
+                        e.retry_after = Some(Duration::from_millis(700));
+                        Err(e)
+                    } else {
+                        Ok(())
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
     assert!(out.is_ok());
-    assert!(start.elapsed() >= Duration::from_millis(700), "waited {:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(700),
+        "waited {:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -165,7 +257,9 @@ async fn weights_split_traffic() {
     let mut heavy = 0;
     for _ in 0..2000 {
         let out = r
-            .route("g", &CallOptions::default(), |d, _| async move { Ok::<_, ProviderError>(d.config.id.clone()) })
+            .route("g", &CallOptions::default(), |d, _| async move {
+                Ok::<_, ProviderError>(d.config.id.clone())
+            })
             .await;
         if out.map(|o| o.value).ok().as_deref() == Some("heavy") {
             heavy += 1;

@@ -1,17 +1,19 @@
 //! Neutral (OpenAI-shaped) requests and responses to and from Bedrock's Converse types.
 
 use crate::gateway::types::{
-    ChatRequest, ChatResponse, Choice, Content, ContentPart, FunctionCall, Message as NMessage,
-    PromptTokensDetails, ResponseFormat, ResponseMessage, Role, ToolCall, ToolChoice as NToolChoice, Usage,
+    ChatRequest, ChatResponse, Content, ContentPart, FunctionCall, Message as NMessage,
+    PromptTokensDetails, ResponseFormat, Role, ToolCall, ToolChoice as NToolChoice, Usage,
 };
-use crate::providers::{check_unsupported, completion_id, foreign_params, now_secs, ErrorKind, ProviderError};
+use crate::providers::{
+    check_unsupported, completion_id, foreign_params, now_secs, ErrorKind, ProviderError,
+};
 use aws_sdk_bedrockruntime::operation::converse::ConverseOutput;
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{
-    AnyToolChoice, AutoToolChoice, ContentBlock, ConversationRole, ConverseOutput as Output, ImageBlock,
-    ImageFormat, ImageSource, InferenceConfiguration, Message, SpecificToolChoice, StopReason,
-    SystemContentBlock, TokenUsage, Tool, ToolChoice, ToolConfiguration, ToolInputSchema, ToolResultBlock,
-    ToolResultContentBlock, ToolSpecification, ToolUseBlock,
+    AnyToolChoice, AutoToolChoice, ContentBlock, ConversationRole, ConverseOutput as Output,
+    ImageBlock, ImageFormat, ImageSource, InferenceConfiguration, Message, SpecificToolChoice,
+    StopReason, SystemContentBlock, TokenUsage, Tool, ToolChoice, ToolConfiguration,
+    ToolInputSchema, ToolResultBlock, ToolResultContentBlock, ToolSpecification, ToolUseBlock,
 };
 use aws_smithy_types::{Document, Number};
 use serde_json::{json, Map, Value};
@@ -46,7 +48,9 @@ pub fn to_converse(req: &ChatRequest, drop_params: bool) -> Result<ConverseInput
 
     let mut system = Vec::new();
     let mut messages: Vec<(ConversationRole, Vec<ContentBlock>)> = Vec::new();
-    let push = |messages: &mut Vec<(ConversationRole, Vec<ContentBlock>)>, role: ConversationRole, blocks: Vec<ContentBlock>| {
+    let push = |messages: &mut Vec<(ConversationRole, Vec<ContentBlock>)>,
+                role: ConversationRole,
+                blocks: Vec<ContentBlock>| {
         if blocks.is_empty() {
             return;
         }
@@ -64,21 +68,38 @@ pub fn to_converse(req: &ChatRequest, drop_params: bool) -> Result<ConverseInput
                 }
             }
             Role::User => push(&mut messages, ConversationRole::User, user_blocks(m, i)?),
-            Role::Assistant => push(&mut messages, ConversationRole::Assistant, assistant_blocks(m, i)?),
+            Role::Assistant => push(
+                &mut messages,
+                ConversationRole::Assistant,
+                assistant_blocks(m, i)?,
+            ),
             Role::Tool | Role::Function => {
-                let id = m.tool_call_id.clone().or_else(|| m.name.clone()).unwrap_or_default();
+                let id = m
+                    .tool_call_id
+                    .clone()
+                    .or_else(|| m.name.clone())
+                    .unwrap_or_default();
                 let block = ToolResultBlock::builder()
                     .tool_use_id(id)
                     .content(ToolResultContentBlock::Text(m.text_content()))
                     .build()
                     .map_err(|e| build_err(&format!("messages[{i}]"), e))?;
-                push(&mut messages, ConversationRole::User, vec![ContentBlock::ToolResult(block)]);
+                push(
+                    &mut messages,
+                    ConversationRole::User,
+                    vec![ContentBlock::ToolResult(block)],
+                );
             }
         }
     }
     let messages = messages
         .into_iter()
-        .map(|(role, content)| Message::builder().role(role).set_content(Some(content)).build())
+        .map(|(role, content)| {
+            Message::builder()
+                .role(role)
+                .set_content(Some(content))
+                .build()
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| build_err("messages", e))?;
 
@@ -106,16 +127,23 @@ pub fn to_converse(req: &ChatRequest, drop_params: bool) -> Result<ConverseInput
 
     let json_schema = match &req.response_format {
         Some(ResponseFormat::JsonObject) => Some(json!({"type": "object"})),
-        Some(ResponseFormat::JsonSchema { json_schema }) => {
-            Some(json_schema.schema.clone().unwrap_or_else(|| json!({"type": "object"})))
-        }
+        Some(ResponseFormat::JsonSchema { json_schema }) => Some(
+            json_schema
+                .schema
+                .clone()
+                .unwrap_or_else(|| json!({"type": "object"})),
+        ),
         _ => None,
     };
     let tools_off = matches!(&req.tool_choice, Some(NToolChoice::Mode(m)) if m == "none");
     let mut tools: Vec<Tool> = Vec::new();
     if !tools_off {
         for (j, t) in req.tools.iter().flatten().enumerate() {
-            let schema = t.function.parameters.clone().unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            let schema = t
+                .function
+                .parameters
+                .clone()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
             let spec = ToolSpecification::builder()
                 .name(&t.function.name)
                 .set_description(t.function.description.clone())
@@ -130,10 +158,16 @@ pub fn to_converse(req: &ChatRequest, drop_params: bool) -> Result<ConverseInput
     } else {
         match &req.tool_choice {
             None => None,
-            Some(NToolChoice::Mode(m)) if m == "auto" => Some(ToolChoice::Auto(AutoToolChoice::builder().build())),
-            Some(NToolChoice::Mode(m)) if m == "required" => Some(ToolChoice::Any(AnyToolChoice::builder().build())),
+            Some(NToolChoice::Mode(m)) if m == "auto" => {
+                Some(ToolChoice::Auto(AutoToolChoice::builder().build()))
+            }
+            Some(NToolChoice::Mode(m)) if m == "required" => {
+                Some(ToolChoice::Any(AnyToolChoice::builder().build()))
+            }
             Some(NToolChoice::Mode(m)) => {
-                return Err(invalid(format!("tool_choice {m:?} is not one of none, auto, required")))
+                return Err(invalid(format!(
+                    "tool_choice {m:?} is not one of none, auto, required"
+                )))
             }
             Some(NToolChoice::Named(n)) => Some(ToolChoice::Tool(
                 SpecificToolChoice::builder()
@@ -152,7 +186,10 @@ pub fn to_converse(req: &ChatRequest, drop_params: bool) -> Result<ConverseInput
             .map_err(|e| build_err("response_format", e))?;
         tools.push(Tool::ToolSpec(spec));
         choice = Some(ToolChoice::Tool(
-            SpecificToolChoice::builder().name(JSON_TOOL).build().map_err(|e| build_err("response_format", e))?,
+            SpecificToolChoice::builder()
+                .name(JSON_TOOL)
+                .build()
+                .map_err(|e| build_err("response_format", e))?,
         ));
     }
     let tool_config = if tools.is_empty() {
@@ -201,14 +238,19 @@ fn user_blocks(m: &NMessage, i: usize) -> Result<Vec<ContentBlock>, ProviderErro
 
 fn image_block(url: &str) -> Result<ContentBlock, String> {
     use base64::Engine;
-    let (media, data) = crate::providers::anthropic::parse_data_url(url)
-        .ok_or_else(|| "Bedrock takes images as data: URLs (data:image/png;base64,…)".to_string())?;
+    let (media, data) = crate::providers::anthropic::parse_data_url(url).ok_or_else(|| {
+        "Bedrock takes images as data: URLs (data:image/png;base64,…)".to_string()
+    })?;
     let format = match media {
         "image/png" => ImageFormat::Png,
         "image/jpeg" | "image/jpg" => ImageFormat::Jpeg,
         "image/gif" => ImageFormat::Gif,
         "image/webp" => ImageFormat::Webp,
-        other => return Err(format!("image type {other} is not supported (png, jpeg, gif, webp)")),
+        other => {
+            return Err(format!(
+                "image type {other} is not supported (png, jpeg, gif, webp)"
+            ))
+        }
     };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data)
@@ -232,7 +274,9 @@ fn assistant_blocks(m: &NMessage, i: usize) -> Result<Vec<ContentBlock>, Provide
             json!({})
         } else {
             serde_json::from_str(&call.function.arguments).map_err(|e| {
-                invalid(format!("messages[{i}].tool_calls[{j}].function.arguments is not valid JSON: {e}"))
+                invalid(format!(
+                    "messages[{i}].tool_calls[{j}].function.arguments is not valid JSON: {e}"
+                ))
             })?
         };
         let block = ToolUseBlock::builder()
@@ -260,12 +304,22 @@ pub fn finish_reason(r: &StopReason) -> String {
 pub fn usage(u: &TokenUsage) -> Usage {
     let cached = u.cache_read_input_tokens().unwrap_or(0).max(0) as u64;
     let written = u.cache_write_input_tokens().unwrap_or(0).max(0) as u64;
-    let mut usage = Usage::new(u.input_tokens().max(0) as u64 + cached + written, u.output_tokens().max(0) as u64);
-    usage.prompt_tokens_details = Some(PromptTokensDetails { cached_tokens: Some(cached), audio_tokens: None });
+    let mut usage = Usage::new(
+        u.input_tokens().max(0) as u64 + cached + written,
+        u.output_tokens().max(0) as u64,
+    );
+    usage.prompt_tokens_details = Some(PromptTokensDetails {
+        cached_tokens: Some(cached),
+        audio_tokens: None,
+    });
     usage
 }
 
-pub fn from_converse(out: ConverseOutput, model: &str, json_mode: bool) -> Result<ChatResponse, ProviderError> {
+pub fn from_converse(
+    out: ConverseOutput,
+    model: &str,
+    json_mode: bool,
+) -> Result<ChatResponse, ProviderError> {
     let mut text = String::new();
     let mut calls = Vec::new();
     if let Some(Output::Message(m)) = out.output() {
@@ -291,28 +345,15 @@ pub fn from_converse(out: ConverseOutput, model: &str, json_mode: bool) -> Resul
     if json_mode && calls.is_empty() {
         finish = "stop".into();
     }
-    Ok(ChatResponse {
-        id: completion_id(),
-        object: "chat.completion".into(),
-        created: now_secs(),
-        model: model.to_string(),
-        system_fingerprint: None,
-        choices: vec![Choice {
-            index: 0,
-            message: ResponseMessage {
-                role: "assistant".into(),
-                content: (!text.is_empty() || calls.is_empty()).then_some(text),
-                refusal: None,
-                tool_calls: (!calls.is_empty()).then_some(calls),
-                extra: Map::new(),
-            },
-            logprobs: None,
-            finish_reason: Some(finish),
-        }],
-        usage: out.usage().map(usage),
-        service_tier: None,
-        extra: Map::new(),
-    })
+    Ok(ChatResponse::single(
+        completion_id(),
+        now_secs(),
+        model.to_string(),
+        text,
+        calls,
+        Some(finish),
+        out.usage().map(usage),
+    ))
 }
 
 /// serde_json → Smithy document (tool schemas, tool inputs, additional fields).
@@ -331,7 +372,11 @@ pub fn json_to_document(v: &Value) -> Document {
         }
         Value::String(s) => Document::String(s.clone()),
         Value::Array(a) => Document::Array(a.iter().map(json_to_document).collect()),
-        Value::Object(o) => Document::Object(o.iter().map(|(k, v)| (k.clone(), json_to_document(v))).collect::<HashMap<_, _>>()),
+        Value::Object(o) => Document::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), json_to_document(v)))
+                .collect::<HashMap<_, _>>(),
+        ),
     }
 }
 
@@ -345,7 +390,11 @@ pub fn document_to_json(d: &Document) -> Value {
         Document::Number(Number::Float(f)) => json!(f),
         Document::String(s) => Value::String(s.clone()),
         Document::Array(a) => Value::Array(a.iter().map(document_to_json).collect()),
-        Document::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), document_to_json(v))).collect()),
+        Document::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), document_to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -382,24 +431,46 @@ mod tests {
         assert_eq!(c.system.as_ref().map(Vec::len), Some(1));
         assert_eq!(c.messages.len(), 3, "tool results merge into one user turn");
         assert!(matches!(c.messages[0].content()[1], ContentBlock::Image(_)));
-        assert!(matches!(c.messages[1].content()[0], ContentBlock::ToolUse(_)));
+        assert!(matches!(
+            c.messages[1].content()[0],
+            ContentBlock::ToolUse(_)
+        ));
         assert_eq!(c.messages[2].content().len(), 2);
         assert_eq!(c.inference.as_ref().and_then(|i| i.max_tokens()), Some(10));
-        assert!(matches!(c.tools.as_ref().and_then(|t| t.tool_choice()), Some(ToolChoice::Any(_))));
+        assert!(matches!(
+            c.tools.as_ref().and_then(|t| t.tool_choice()),
+            Some(ToolChoice::Any(_))
+        ));
     }
 
     #[test]
     fn unsupported_params_fail_unless_dropped() {
-        let r = req(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "seed": 1, "frobnicate": true}));
-        let e = to_converse(&r, false).err().map(|e| e.message).unwrap_or_default();
-        assert!(e.contains("seed") && e.contains("frobnicate") && e.contains("drop_params"), "{e}");
+        let r = req(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "seed": 1, "frobnicate": true}),
+        );
+        let e = to_converse(&r, false)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(
+            e.contains("seed") && e.contains("frobnicate") && e.contains("drop_params"),
+            "{e}"
+        );
         assert!(to_converse(&r, true).is_ok());
     }
 
     #[test]
     fn http_image_urls_are_refused_clearly() {
-        let r = req(json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}));
-        let e = to_converse(&r, false).err().map(|e| e.message).unwrap_or_default();
-        assert!(e.contains("messages[0].content[0].image_url") && e.contains("data:"), "{e}");
+        let r = req(
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}),
+        );
+        let e = to_converse(&r, false)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(
+            e.contains("messages[0].content[0].image_url") && e.contains("data:"),
+            "{e}"
+        );
     }
 }
