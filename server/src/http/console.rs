@@ -61,16 +61,16 @@ async fn sign_out(session: Session) -> Response {
     Redirect::to("/ui/login").into_response()
 }
 
-/// Percent-encodes a path for a query parameter.
+/// Percent-encodes a path for a query parameter (keeps `/` readable).
 pub(crate) fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/');
+    utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 /// The console's view of the gateway.
@@ -107,6 +107,14 @@ impl app::ConsoleBackend for Backend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_paths_are_percent_encoded() {
+        assert_eq!(
+            urlencode("/ui/models?x=1&y=é"),
+            "/ui/models%3Fx%3D1%26y%3D%C3%A9"
+        );
+    }
 
     #[test]
     fn next_stays_inside_the_console() {
