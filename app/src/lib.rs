@@ -4,6 +4,7 @@
 
 pub mod api;
 mod login;
+pub use login::safe_next;
 mod models;
 
 use leptos::prelude::*;

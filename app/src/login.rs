@@ -48,15 +48,14 @@ pub fn LoginPage() -> impl IntoView {
     }
 }
 
-/// Only a same-site absolute path may be a redirect target; anything else
-/// (another origin, `//host`, `/\host`, a scheme) falls back to the models page.
-fn safe_next(next: Option<&str>) -> &str {
+/// Only a path inside the console may be a redirect target after sign-in;
+/// anything else (another origin, `//host`, a scheme, another route)
+/// falls back to the models page. The login page and the server's sign-in
+/// handler both use it.
+pub fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && !n.chars().any(char::is_control) =>
+            if n.starts_with("/ui") && !n.contains("://") && !n.chars().any(char::is_control) =>
         {
             n
         }

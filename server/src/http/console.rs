@@ -25,20 +25,12 @@ struct SignIn {
     next: Option<String>,
 }
 
-/// Only paths inside the console are followed after sign-in (no open redirect).
-fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with("/ui") && !n.starts_with("//") && !n.contains("://") => n,
-        _ => app::HOME_PATH,
-    }
-}
-
 async fn sign_in(
     State(state): State<SharedState>,
     session: Session,
     Form(form): Form<SignIn>,
 ) -> Response {
-    let next = safe_next(form.next.as_deref()).to_string();
+    let next = app::safe_next(form.next.as_deref()).to_string();
     if state.auth.authenticate(form.master_key.trim()).is_none() {
         let q = format!("/ui/login?error=invalid&next={}", urlencode(&next));
         return Redirect::to(&q).into_response();
@@ -118,14 +110,14 @@ mod tests {
 
     #[test]
     fn next_stays_inside_the_console() {
-        assert_eq!(safe_next(Some("/ui/models?x=1")), "/ui/models?x=1");
+        assert_eq!(app::safe_next(Some("/ui/models?x=1")), "/ui/models?x=1");
         for bad in [
             Some("https://evil.example/ui"),
             Some("//evil"),
             Some("/v1/models"),
             None,
         ] {
-            assert_eq!(safe_next(bad), app::HOME_PATH);
+            assert_eq!(app::safe_next(bad), app::HOME_PATH);
         }
     }
 }

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 const BATCH: usize = 500;
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 const QUEUE: usize = 100_000;
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// One request, as it is logged (and later billed).
 #[derive(Debug, Clone, Default)]
@@ -93,7 +94,21 @@ impl LogWriter {
         )
     }
 
-    pub async fn shutdown(self) {
+    /// Call once every request has ended. Waits until the last `LogSink` is
+    /// gone (a stream dropped by a departed client logs from its destructor,
+    /// which can run just after the server stops), so the writer sees the
+    /// channel close with everything in it; after `SHUTDOWN_GRACE` it stops
+    /// waiting and writes what is queued.
+    pub async fn shutdown(mut self) {
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.handle).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "request log writer failed");
+                return;
+            }
+            Err(_) => {}
+        }
+        tracing::warn!("request log senders still alive at shutdown; writing what is queued");
         self.stop.cancel();
         if let Err(e) = self.handle.await {
             tracing::error!(error = %e, "request log writer failed");

@@ -183,23 +183,19 @@ pub async fn error_from_response(resp: reqwest::Response) -> ProviderError {
     let status = resp.status().as_u16();
     let retry_after = super::error::parse_retry_after(resp.headers());
     let body = resp.bytes().await.unwrap_or_default();
-    let message = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| error_message(&v))
-        .unwrap_or_else(|| {
-            format!(
-                "upstream answered {status} {}",
-                reqwest::StatusCode::from_u16(status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("")
-            )
-        });
+    let parsed = serde_json::from_slice::<Value>(&body).ok();
+    let message = parsed.as_ref().and_then(error_message).unwrap_or_else(|| {
+        format!(
+            "upstream answered {status} {}",
+            reqwest::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("")
+        )
+    });
     let mut err = ProviderError::from_status(status, message, retry_after);
-    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-        if v["error"]["code"] == "context_length_exceeded" {
-            err.kind = ErrorKind::ContextWindowExceeded;
-        }
+    if parsed.is_some_and(|v| v["error"]["code"] == "context_length_exceeded") {
+        err.kind = ErrorKind::ContextWindowExceeded;
     }
     err
 }
