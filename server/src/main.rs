@@ -163,15 +163,8 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
         .map_err(|e| e.to_string())?;
     tracing::info!(store = store.backend(), url = %secret::redact_dsn(&database_url), "store ready");
 
-    let http = reqwest::Client::builder()
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        // Upstreams are reached directly: no per-request proxy matching, no redirects.
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .referer(false)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    // Upstreams are reached directly: no proxy matching, no redirects.
+    let http = providers::upstream::HttpClient::new();
     let router = gateway::router::Router::new(&cfg, &http).await;
     let (log_sink, log_writer) = logs::LogWriter::start(store.clone());
     let state = Arc::new(state::AppState {

@@ -148,7 +148,7 @@ pub struct Router {
 }
 
 impl Router {
-    pub async fn new(config: &Config, http: &reqwest::Client) -> Self {
+    pub async fn new(config: &Config, http: &crate::providers::upstream::HttpClient) -> Self {
         let mut groups: HashMap<String, Vec<Arc<Deployment>>> = HashMap::new();
         let mut order = Vec::new();
         for d in &config.deployments {

@@ -1,6 +1,7 @@
 //! Anthropic's native Messages API: conversions to and from the neutral
 //! (OpenAI-shaped) types, and the streaming events mapped to chunks.
 
+use super::upstream::{self, Endpoint, HttpClient};
 use super::{
     add_extra_headers, check_unsupported, completion_id, foreign_params, now_secs, ChunkStream,
     ErrorKind, ProviderError,
@@ -13,7 +14,9 @@ use crate::gateway::types::{
 };
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::Response;
+use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -23,14 +26,13 @@ const JSON_TOOL: &str = "json_tool_call";
 const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 pub struct Anthropic {
-    http: reqwest::Client,
-    url: String,
-    headers: HeaderMap,
+    http: HttpClient,
+    messages: Endpoint,
     default_max_tokens: u32,
 }
 
 impl Anthropic {
-    pub fn new(d: &DeploymentConfig, http: reqwest::Client) -> Self {
+    pub fn new(d: &DeploymentConfig, http: HttpClient) -> Self {
         let base = d
             .api_base
             .clone()
@@ -45,10 +47,8 @@ impl Anthropic {
         if let Some(key) = d
             .api_key
             .as_ref()
-            .and_then(|k| HeaderValue::from_str(k.expose()).ok())
+            .and_then(|k| upstream::secret_header(k.expose()))
         {
-            let mut key = key;
-            key.set_sensitive(true);
             headers.insert(HeaderName::from_static("x-api-key"), key);
         }
         add_extra_headers(&mut headers, &d.extra_headers);
@@ -59,21 +59,20 @@ impl Anthropic {
             .unwrap_or(DEFAULT_MAX_TOKENS);
         Anthropic {
             http,
-            url: format!("{base}/v1/messages"),
-            headers,
+            messages: Endpoint::new(&format!("{base}/v1/messages"), headers),
             default_max_tokens,
         }
     }
 
-    async fn send(&self, body: &MessagesRequest) -> Result<reqwest::Response, ProviderError> {
-        let resp = self
-            .http
-            .post(&self.url)
-            .headers(self.headers.clone())
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e))?;
+    async fn send(&self, body: &MessagesRequest) -> Result<Response<Incoming>, ProviderError> {
+        self.messages.uri()?;
+        let body = serde_json::to_vec(body).map_err(|e| {
+            ProviderError::new(
+                ErrorKind::BadRequest,
+                format!("request could not be encoded: {e}"),
+            )
+        })?;
+        let resp = self.http.post(&self.messages, body).await?;
         if resp.status().is_success() {
             Ok(resp)
         } else {
@@ -88,10 +87,7 @@ impl Anthropic {
     ) -> Result<ChatResponse, ProviderError> {
         let body = to_messages_request(&req, drop_params, self.default_max_tokens, false)?;
         let resp = self.send(&body).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e))?;
+        let bytes = upstream::read_body(resp).await?;
         let msg: MessagesResponse = serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::new(
                 ErrorKind::BadResponse,
@@ -109,13 +105,12 @@ impl Anthropic {
         let body = to_messages_request(&req, drop_params, self.default_max_tokens, true)?;
         let resp = self.send(&body).await?;
         let mut state = StreamState::new(body.json_mode);
-        let stream = resp
-            .bytes_stream()
+        let stream = upstream::body_stream(resp)
             .eventsource()
             .map(move |ev| match ev {
                 Ok(ev) => state.on_event(&ev.event, ev.data.as_bytes()),
-                Err(eventsource_stream::EventStreamError::Transport(e)) => {
-                    vec![Err(ProviderError::from_reqwest(&e))]
+                Err(eventsource_stream::EventStreamError::Transport(_)) => {
+                    vec![Err(upstream::body_broken())]
                 }
                 Err(e) => vec![Err(ProviderError::new(
                     ErrorKind::BadResponse,
@@ -640,10 +635,8 @@ pub fn status_of_error_type(t: &str) -> u16 {
     }
 }
 
-async fn error_from_response(resp: reqwest::Response) -> ProviderError {
-    let status = resp.status().as_u16();
-    let retry_after = super::error::parse_retry_after(resp.headers());
-    let body = resp.bytes().await.unwrap_or_default();
+async fn error_from_response(resp: Response<Incoming>) -> ProviderError {
+    let (status, retry_after, body) = upstream::error_parts(resp).await;
     let message = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_string))

@@ -92,25 +92,6 @@ impl ProviderError {
             retry_after,
         }
     }
-
-    pub fn from_reqwest(e: &reqwest::Error) -> Self {
-        // reqwest's Display can include the URL; keep only the kind of failure.
-        let kind = if e.is_timeout() {
-            ErrorKind::Timeout
-        } else {
-            ErrorKind::Connection
-        };
-        let what = if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "could not connect to the upstream"
-        } else if e.is_body() || e.is_decode() {
-            "the upstream connection broke while reading the response"
-        } else {
-            "request to the upstream failed"
-        };
-        ProviderError::new(kind, what)
-    }
 }
 
 impl fmt::Display for ProviderError {
@@ -142,7 +123,7 @@ pub fn is_context_window_message(message: &str) -> bool {
 }
 
 /// `Retry-After` as seconds or an HTTP date.
-pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub fn parse_retry_after(headers: &http::header::HeaderMap) -> Option<Duration> {
     if let Some(ms) = headers
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
@@ -151,7 +132,7 @@ pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duratio
         return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
     }
     let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
+        .get(http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
@@ -220,15 +201,12 @@ mod tests {
 
     #[test]
     fn retry_after_reads_seconds_and_ms() {
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert(
-            "retry-after",
-            reqwest::header::HeaderValue::from_static("2"),
-        );
+        let mut h = http::header::HeaderMap::new();
+        h.insert("retry-after", http::header::HeaderValue::from_static("2"));
         assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(2)));
         h.insert(
             "retry-after-ms",
-            reqwest::header::HeaderValue::from_static("150"),
+            http::header::HeaderValue::from_static("150"),
         );
         assert_eq!(parse_retry_after(&h), Some(Duration::from_millis(150)));
     }

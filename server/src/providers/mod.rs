@@ -6,6 +6,7 @@ pub mod bedrock;
 pub mod demo;
 pub mod error;
 pub mod openai;
+pub mod upstream;
 
 use crate::config::providers::Family;
 use crate::config::DeploymentConfig;
@@ -28,7 +29,7 @@ pub enum Provider {
 
 impl Provider {
     /// Builds the client for a deployment. Bedrock clients resolve credentials lazily.
-    pub async fn new(d: &DeploymentConfig, http: &reqwest::Client) -> Self {
+    pub async fn new(d: &DeploymentConfig, http: &upstream::HttpClient) -> Self {
         match d.family {
             Family::OpenAiCompatible | Family::Azure => {
                 Provider::OpenAi(openai::OpenAi::new(d, http.clone()))
@@ -109,10 +110,10 @@ pub(crate) fn foreign_params(req: &ChatRequest, own: &[&str]) -> Vec<String> {
 
 /// Adds a deployment's `extra_headers` (invalid names or values are skipped).
 pub(crate) fn add_extra_headers(
-    headers: &mut reqwest::header::HeaderMap,
+    headers: &mut http::HeaderMap,
     extra: &std::collections::BTreeMap<String, String>,
 ) {
-    use reqwest::header::{HeaderName, HeaderValue};
+    use http::{HeaderName, HeaderValue};
     for (k, v) in extra {
         if let (Ok(k), Ok(v)) = (
             HeaderName::from_bytes(k.as_bytes()),

@@ -3,6 +3,7 @@
 //! compatible endpoint, …). The neutral types are OpenAI's, so requests pass
 //! through with only the model id replaced, and unknown fields kept.
 
+use super::upstream::{self, Endpoint, HttpClient};
 use super::{ChunkStream, ErrorKind, ProviderError};
 use crate::config::providers::Family;
 use crate::config::DeploymentConfig;
@@ -11,25 +12,20 @@ use crate::gateway::types::{
 };
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::Response;
+use hyper::body::Incoming;
 use serde::Serialize;
 use serde_json::Value;
 
 pub struct OpenAi {
-    http: reqwest::Client,
-    /// Parsed once: a bad `api_base` fails every call with its reason.
-    chat_url: Result<reqwest::Url, String>,
-    embeddings_url: Result<reqwest::Url, String>,
-    headers: HeaderMap,
-}
-
-fn parse_url(url: String) -> Result<reqwest::Url, String> {
-    reqwest::Url::parse(&url)
-        .map_err(|e| format!("the deployment's api_base gives an invalid URL {url:?}: {e}"))
+    http: HttpClient,
+    chat: Endpoint,
+    embeddings: Endpoint,
 }
 
 impl OpenAi {
-    pub fn new(d: &DeploymentConfig, http: reqwest::Client) -> Self {
+    pub fn new(d: &DeploymentConfig, http: HttpClient) -> Self {
         let base = d.api_base.clone().unwrap_or_default();
         let (chat_url, embeddings_url) = if d.family == Family::Azure {
             let v = d.api_version.clone().unwrap_or_default();
@@ -52,8 +48,7 @@ impl OpenAi {
             } else {
                 (AUTHORIZATION, format!("Bearer {}", key.expose()))
             };
-            if let Ok(mut v) = HeaderValue::from_str(&value) {
-                v.set_sensitive(true);
+            if let Some(v) = upstream::secret_header(&value) {
                 headers.insert(name, v);
             }
         }
@@ -67,34 +62,24 @@ impl OpenAi {
         super::add_extra_headers(&mut headers, &d.extra_headers);
         OpenAi {
             http,
-            chat_url: parse_url(chat_url),
-            embeddings_url: parse_url(embeddings_url),
-            headers,
+            chat: Endpoint::new(&chat_url, headers.clone()),
+            embeddings: Endpoint::new(&embeddings_url, headers),
         }
     }
 
     async fn post<T: Serialize>(
         &self,
-        url: &Result<reqwest::Url, String>,
+        ep: &Endpoint,
         body: &T,
-    ) -> Result<reqwest::Response, ProviderError> {
-        let url = url
-            .as_ref()
-            .map_err(|e| ProviderError::new(ErrorKind::Config, e.clone()))?;
+    ) -> Result<Response<Incoming>, ProviderError> {
+        ep.uri()?;
         let body = serde_json::to_vec(body).map_err(|e| {
             ProviderError::new(
                 ErrorKind::BadRequest,
                 format!("request could not be encoded: {e}"),
             )
         })?;
-        let resp = self
-            .http
-            .post(url.clone())
-            .headers(self.headers.clone())
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e))?;
+        let resp = self.http.post(ep, body).await?;
         if resp.status().is_success() {
             Ok(resp)
         } else {
@@ -105,11 +90,8 @@ impl OpenAi {
     pub async fn chat(&self, mut req: ChatRequest) -> Result<ChatResponse, ProviderError> {
         req.stream = None;
         req.stream_options = None;
-        let resp = self.post(&self.chat_url, &req).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e))?;
+        let resp = self.post(&self.chat, &req).await?;
+        let bytes = upstream::read_body(resp).await?;
         serde_json::from_slice(&bytes).map_err(|e| bad_response("chat completion", &e))
     }
 
@@ -120,8 +102,8 @@ impl OpenAi {
         let mut opts = req.stream_options.take().unwrap_or_default();
         opts.include_usage = Some(true);
         req.stream_options = Some(opts);
-        let resp = self.post(&self.chat_url, &req).await?;
-        let events = resp.bytes_stream().eventsource();
+        let resp = self.post(&self.chat, &req).await?;
+        let events = upstream::body_stream(resp).eventsource();
         let stream = events
             .take_while(|ev| {
                 let done = matches!(ev, Ok(e) if e.data.trim() == "[DONE]");
@@ -131,8 +113,8 @@ impl OpenAi {
                 match ev {
                     Ok(ev) if ev.data.trim().is_empty() => None,
                     Ok(ev) => Some(parse_chunk(ev.data.as_bytes())),
-                    Err(eventsource_stream::EventStreamError::Transport(e)) => {
-                        Some(Err(ProviderError::from_reqwest(&e)))
+                    Err(eventsource_stream::EventStreamError::Transport(_)) => {
+                        Some(Err(upstream::body_broken()))
                     }
                     Err(e) => Some(Err(ProviderError::new(
                         ErrorKind::BadResponse,
@@ -144,11 +126,8 @@ impl OpenAi {
     }
 
     pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
-        let resp = self.post(&self.embeddings_url, &req).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e))?;
+        let resp = self.post(&self.embeddings, &req).await?;
+        let bytes = upstream::read_body(resp).await?;
         serde_json::from_slice(&bytes).map_err(|e| bad_response("embedding", &e))
     }
 }
@@ -179,20 +158,13 @@ fn bad_response(what: &str, e: &serde_json::Error) -> ProviderError {
 }
 
 /// Turns an upstream error response into a classified error with its message.
-pub async fn error_from_response(resp: reqwest::Response) -> ProviderError {
-    let status = resp.status().as_u16();
-    let retry_after = super::error::parse_retry_after(resp.headers());
-    let body = resp.bytes().await.unwrap_or_default();
+pub async fn error_from_response(resp: Response<Incoming>) -> ProviderError {
+    let (status, retry_after, body) = upstream::error_parts(resp).await;
     let parsed = serde_json::from_slice::<Value>(&body).ok();
-    let message = parsed.as_ref().and_then(error_message).unwrap_or_else(|| {
-        format!(
-            "upstream answered {status} {}",
-            reqwest::StatusCode::from_u16(status)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("")
-        )
-    });
+    let message = parsed
+        .as_ref()
+        .and_then(error_message)
+        .unwrap_or_else(|| upstream::status_text("upstream", status));
     let mut err = ProviderError::from_status(status, message, retry_after);
     if parsed.is_some_and(|v| v["error"]["code"] == "context_length_exceeded") {
         err.kind = ErrorKind::ContextWindowExceeded;

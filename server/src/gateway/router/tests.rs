@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicUsize;
 async fn router(yaml: &str) -> Router {
     let cfg = load_str(yaml, "t.yaml", Some(crate::config::env::Env::default()))
         .unwrap_or_else(|e| panic!("{e}"));
-    Router::new(&cfg, &reqwest::Client::new()).await
+    Router::new(&cfg, &crate::providers::upstream::HttpClient::new()).await
 }
 
 fn err(kind: ErrorKind) -> ProviderError {
