@@ -65,16 +65,26 @@ pub fn router(state: SharedState, console: Router) -> Router {
     let api = Router::new()
         .merge(openai::routes())
         .merge(health::routes())
-        .merge(console::routes())
         .route(
             "/",
             axum::routing::get(|| async { Redirect::to(app::HOME_PATH) }),
         )
         .with_state(state.clone());
+    // Sessions exist only for the console: API calls never pay for cookies.
+    let ui = console
+        .merge(console::routes().with_state(state.clone()))
+        .layer(
+            ServiceBuilder::new()
+                .layer(sessions)
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    console_session,
+                )),
+        );
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(api)
-        .merge(console)
+        .merge(ui)
         .fallback(not_found)
         .layer(
             ServiceBuilder::new()
@@ -94,7 +104,6 @@ pub fn router(state: SharedState, console: Router) -> Router {
                 ]))
                 .layer(SetRequestIdLayer::new(x_request_id.clone(), TimeOrderedId))
                 .layer(PropagateRequestIdLayer::new(x_request_id))
-                .layer(sessions)
                 .layer(middleware::from_fn_with_state(state, authenticate)),
         )
 }
@@ -123,43 +132,71 @@ async fn not_found(req: Request) -> Response {
     .into_response()
 }
 
-/// The auth layer: resolves the caller from its key (in memory) or its console session.
+/// The auth layer: resolves the caller from its key (in memory). A console
+/// path without a key is left to [`console_session`], behind the session layer.
 async fn authenticate(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if is_open(path) {
         return next.run(req).await;
     }
-    let surface = surface_of(path);
-    let mut ctx: Option<AuthContext> = None;
-    let mut presented = false;
-    if let Some(key) = presented_key(req.headers()) {
-        presented = true;
-        ctx = state.auth.authenticate(key);
-    }
-    if ctx.is_none() && path.starts_with("/ui") {
-        if let Some(session) = req.extensions().get::<Session>().cloned() {
-            if let Ok(Some(p)) = session.get::<String>(SESSION_PRINCIPAL).await {
-                ctx = state.auth.session_principal(&p);
-            }
+    let Some(key) = presented_key(req.headers()) else {
+        if path.starts_with("/ui") {
+            return next.run(req).await;
         }
+        return denied(&req, false);
+    };
+    match state.auth.authenticate(key) {
+        Some(ctx) => {
+            req.extensions_mut().insert(ctx);
+            next.run(req).await
+        }
+        None => denied(&req, true),
     }
+}
+
+/// The console's half of the auth layer: a caller without a key is resolved
+/// from its session, or sent to the sign-in page.
+async fn console_session(
+    State(state): State<SharedState>,
+    session: Session,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if is_open(req.uri().path()) || req.extensions().get::<AuthContext>().is_some() {
+        return next.run(req).await;
+    }
+    let ctx = match session.get::<String>(SESSION_PRINCIPAL).await {
+        Ok(Some(p)) => state.auth.session_principal(&p),
+        _ => None,
+    };
     match ctx {
         Some(ctx) => {
             req.extensions_mut().insert(ctx);
             next.run(req).await
         }
-        None if surface == Surface::ConsolePage => {
-            let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or(app::HOME_PATH);
-            let encoded = console::urlencode(target);
-            Redirect::to(&format!("/ui/login?next={encoded}")).into_response()
-        }
-        None if presented => ApiError::unauthorized(
+        None => denied(&req, false),
+    }
+}
+
+fn denied(req: &Request, presented: bool) -> Response {
+    if surface_of(req.uri().path()) == Surface::ConsolePage {
+        let target = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(app::HOME_PATH);
+        let encoded = console::urlencode(target);
+        return Redirect::to(&format!("/ui/login?next={encoded}")).into_response();
+    }
+    if presented {
+        ApiError::unauthorized(
             "Authentication Error: invalid API key. Pass a valid key as 'Authorization: Bearer <key>'.",
         )
-        .into_response(),
-        None => ApiError::unauthorized(
+        .into_response()
+    } else {
+        ApiError::unauthorized(
             "Authentication Error: no API key passed. Pass your key as 'Authorization: Bearer <key>'.",
         )
-        .into_response(),
+        .into_response()
     }
 }

@@ -8,7 +8,7 @@ use crate::gateway::types::{ChatRequest, EmbeddingRequest};
 use crate::state::SharedState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -37,13 +37,17 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                 .code("invalid_json"),
         );
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(ApiError::from_json_error)
+    // The plain parse is the fast path; only a failure pays for tracking the
+    // path, to name the offending field.
+    serde_json::from_slice(body).or_else(|_| {
+        let de = &mut serde_json::Deserializer::from_slice(body);
+        serde_path_to_error::deserialize(de).map_err(ApiError::from_json_error)
+    })
 }
 
-pub fn request_id(headers: &HeaderMap, ext: Option<&RequestId>) -> String {
+/// The id set (or kept from the caller) by the request-id layer.
+pub fn request_id(ext: Option<&RequestId>) -> String {
     ext.and_then(|r| r.header_value().to_str().ok())
-        .or_else(|| headers.get("x-request-id").and_then(|v| v.to_str().ok()))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
@@ -157,14 +161,13 @@ async fn chat_completions(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
     rid: Option<Extension<RequestId>>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: ChatRequest = parse_json(&body)?;
     validate_chat(&req)?;
     let meta = CallMeta {
         auth: &auth,
-        request_id: request_id(&headers, rid.as_deref()),
+        request_id: request_id(rid.as_deref()),
         surface: "openai",
     };
     if req.is_stream() {
@@ -213,7 +216,6 @@ async fn embeddings(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
     rid: Option<Extension<RequestId>>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: EmbeddingRequest = parse_json(&body)?;
@@ -231,7 +233,7 @@ async fn embeddings(
     }
     let meta = CallMeta {
         auth: &auth,
-        request_id: request_id(&headers, rid.as_deref()),
+        request_id: request_id(rid.as_deref()),
         surface: "openai",
     };
     let (answer, info) = pipeline::embeddings(&state, meta, req).await?;
