@@ -2,9 +2,11 @@
 
 mod auth;
 mod config;
+mod directory;
 mod gateway;
 mod http;
 mod logs;
+pub mod pricing;
 mod providers;
 mod secret;
 mod state;
@@ -166,12 +168,25 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
     // Upstreams are reached directly: no proxy matching, no redirects.
     let http = providers::upstream::HttpClient::new();
     let router = gateway::router::Router::new(&cfg, &http).await;
-    let (log_sink, log_writer) = logs::LogWriter::start(store.clone());
+    let directory = directory::Directory::load(
+        store.clone(),
+        directory::ProxyBudget {
+            max_budget: cfg.management.max_budget,
+            budget_duration: cfg.management.budget_duration.clone(),
+        },
+    )
+    .await
+    .map_err(|e| format!("cannot read users, teams and keys: {e}"))?;
+    let background = tokio_util::sync::CancellationToken::new();
+    let poller = directory.spawn_poller(background.clone());
+    let (log_sink, log_writer) = logs::LogWriter::start(store.clone(), directory.clone());
     let state = Arc::new(state::AppState {
         router,
         store,
         logs: log_sink,
-        auth: auth::Authenticator::new(&master_key),
+        auth: auth::Authenticator::new(&master_key, directory.clone()),
+        directory,
+        management: cfg.management.clone(),
         started_at: providers::now_secs(),
     });
 
@@ -203,6 +218,8 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
     tracing::info!("shutting down: flushing request logs");
     drop(state);
     log_writer.shutdown().await;
+    background.cancel();
+    let _ = poller.await;
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! Everything a handler may reach: router (built from the config), store, log sink, auth.
 
 use crate::auth::Authenticator;
+use crate::config::ManagementConfig;
+use crate::directory::Directory;
 use crate::gateway::router::Router;
 use crate::logs::LogSink;
 use crate::store::Store;
@@ -11,6 +13,9 @@ pub struct AppState {
     pub store: Store,
     pub logs: LogSink,
     pub auth: Authenticator,
+    /// Users, teams and keys, in memory.
+    pub directory: Arc<Directory>,
+    pub management: ManagementConfig,
     /// Unix seconds when this process started (the `created` of listed models).
     pub started_at: i64,
 }

@@ -1,9 +1,10 @@
 //! Who is calling: the auth layer applied to the whole router, with a short
-//! list of open routes. Keys are looked up by their SHA-256 hash in memory, so
-//! no request waits on the database. In this version only the master key (and
-//! a console session opened with it) authenticates; virtual keys plug into
-//! [`Authenticator::authenticate`].
+//! list of open routes. Keys are looked up by their SHA-256 hash in memory (the
+//! master key, and virtual keys in the [`Directory`]), so no request waits on
+//! the database.
 
+use crate::directory::records::Role;
+use crate::directory::{Directory, KeyEntry, KeyRejected};
 use crate::secret::Secret;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -12,11 +13,13 @@ use subtle::ConstantTimeEq;
 /// The session field holding the signed-in principal.
 pub const SESSION_PRINCIPAL: &str = "principal";
 
-/// What the caller is allowed to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the caller is.
+#[derive(Debug, Clone)]
 pub enum Principal {
     /// The master key: every right.
     Master,
+    /// A virtual key, with its user and team as they were when it was resolved.
+    Key(Arc<KeyEntry>),
 }
 
 /// The authenticated caller of one request.
@@ -29,47 +32,118 @@ pub struct AuthContext {
 }
 
 impl AuthContext {
-    pub fn is_admin(&self) -> bool {
-        self.principal == Principal::Master
+    /// The caller's role: the master key is a proxy admin; a key has its user's role.
+    pub fn role(&self) -> Option<Role> {
+        match &self.principal {
+            Principal::Master => Some(Role::ProxyAdmin),
+            Principal::Key(k) => crate::directory::role_of(k),
+        }
     }
+
+    pub fn is_admin(&self) -> bool {
+        self.role() == Some(Role::ProxyAdmin)
+    }
+
+    /// Admins and admin viewers read everything.
+    pub fn reads_all(&self) -> bool {
+        matches!(self.role(), Some(Role::ProxyAdmin | Role::ProxyAdminViewer))
+    }
+
+    pub fn key(&self) -> Option<&Arc<KeyEntry>> {
+        match &self.principal {
+            Principal::Key(k) => Some(k),
+            Principal::Master => None,
+        }
+    }
+
+    pub fn user_id(&self) -> Option<&str> {
+        self.key().and_then(|k| k.record.user_id.as_deref())
+    }
+
+    pub fn team_id(&self) -> Option<&str> {
+        self.key().and_then(|k| k.record.team_id.as_deref())
+    }
+
+    /// Who to name in the audit log.
+    pub fn actor(&self) -> String {
+        match &self.principal {
+            Principal::Master => "master_key".into(),
+            Principal::Key(k) => k
+                .record
+                .user_id
+                .clone()
+                .unwrap_or_else(|| k.record.key_name.clone()),
+        }
+    }
+
+    /// `key_type`: `llm_api` keys only call models, `management` keys only
+    /// manage, `read_only` keys only read.
+    pub fn key_type(&self) -> &str {
+        self.key()
+            .and_then(|k| k.record.settings.key_type.as_deref())
+            .unwrap_or("default")
+    }
+}
+
+/// SHA-256 (hex) of a key: how keys are stored and looked up.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 pub struct Authenticator {
     master_hash: [u8; 32],
     master_hash_hex: Arc<str>,
     master_alias: Arc<str>,
+    pub directory: Arc<Directory>,
 }
 
+/// Why a key was refused, as the client will read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthError(pub String);
+
 impl Authenticator {
-    pub fn new(master_key: &Secret) -> Self {
+    pub fn new(master_key: &Secret, directory: Arc<Directory>) -> Self {
         let digest: [u8; 32] = Sha256::digest(master_key.expose().as_bytes()).into();
         Authenticator {
             master_hash: digest,
             master_hash_hex: hex::encode(digest).into(),
             master_alias: "master".into(),
+            directory,
         }
     }
 
-    /// Resolves a presented API key. Constant-time on the hash.
-    pub fn authenticate(&self, presented: &str) -> Option<AuthContext> {
+    /// Resolves a presented API key: the master key (constant-time on the
+    /// hash), else a virtual key from memory.
+    pub fn authenticate(&self, presented: &str) -> Result<AuthContext, AuthError> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         if bool::from(digest.ct_eq(&self.master_hash)) {
-            return Some(AuthContext {
-                principal: Principal::Master,
-                key_hash: Some(self.master_hash_hex.clone()),
-                key_alias: Some(self.master_alias.clone()),
-            });
+            return Ok(self.master());
         }
-        None
+        let token = hex::encode(digest);
+        match self.directory.resolve(&token, crate::logs::now_ms()) {
+            Ok(k) => Ok(AuthContext {
+                key_hash: Some(Arc::from(k.record.token.as_str())),
+                key_alias: k.record.key_alias.as_deref().map(Arc::from),
+                principal: Principal::Key(k),
+            }),
+            Err(KeyRejected::Unknown) => Err(AuthError(
+                "Authentication Error: invalid API key. Pass a valid key as 'Authorization: Bearer <key>'.".into(),
+            )),
+            Err(KeyRejected::Blocked(m) | KeyRejected::Expired(m)) => Err(AuthError(m)),
+        }
+    }
+
+    fn master(&self) -> AuthContext {
+        AuthContext {
+            principal: Principal::Master,
+            key_hash: Some(self.master_hash_hex.clone()),
+            key_alias: Some(self.master_alias.clone()),
+        }
     }
 
     /// The principal stored in a console session.
     pub fn session_principal(&self, principal: &str) -> Option<AuthContext> {
-        (principal == "master").then(|| AuthContext {
-            principal: Principal::Master,
-            key_hash: Some(self.master_hash_hex.clone()),
-            key_alias: Some(self.master_alias.clone()),
-        })
+        (principal == "master").then(|| self.master())
     }
 }
 
@@ -107,13 +181,19 @@ pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn master_key_authenticates_and_others_do_not() {
-        let auth = Authenticator::new(&Secret::new("sk-master"));
-        assert!(auth.authenticate("sk-master").is_some_and(|c| c.is_admin()));
-        assert!(auth.authenticate("sk-master ").is_none());
-        assert!(auth.authenticate("sk-other").is_none());
-        assert!(auth.authenticate("").is_none());
+    #[tokio::test]
+    async fn master_key_authenticates_and_others_do_not() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let tmp = tempfile::tempdir()?;
+        let url = format!("sqlite://{}/t.db", tmp.path().display());
+        let store = crate::store::Store::connect(&url).await?;
+        let dir = Directory::load(store, Default::default()).await?;
+        let auth = Authenticator::new(&Secret::new("sk-master"), dir);
+        assert!(auth.authenticate("sk-master").is_ok_and(|c| c.is_admin()));
+        assert!(auth.authenticate("sk-master ").is_err());
+        assert!(auth.authenticate("sk-other").is_err());
+        assert!(auth.authenticate("").is_err());
+        Ok(())
     }
 
     #[test]

@@ -159,6 +159,12 @@ pub struct RawLitellmSettings {
     pub fallbacks: Option<RawFallbacks>,
     pub context_window_fallbacks: Option<RawFallbacks>,
     pub default_fallbacks: Option<OneOrMany>,
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    pub max_internal_user_budget: Option<f64>,
+    pub internal_user_budget_duration: Option<String>,
+    pub default_key_generate_params: Option<serde_json::Map<String, serde_json::Value>>,
+    pub upperbound_key_generate_params: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -34,8 +34,24 @@ pub struct Config {
     pub drop_params: bool,
     pub master_key: Option<Secret>,
     pub database_url: Option<String>,
+    pub management: ManagementConfig,
     /// Keys read but not acted on yet, and deployments that could not be used, each with its path.
     pub warnings: Vec<String>,
+}
+
+/// Budgets and key defaults for the management API (`litellm_settings`).
+#[derive(Debug, Clone, Default)]
+pub struct ManagementConfig {
+    /// Proxy-wide budget and its period.
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    /// Defaults for `internal_user`s created without a budget.
+    pub max_internal_user_budget: Option<f64>,
+    pub internal_user_budget_duration: Option<String>,
+    /// Fields `/key/generate` fills in when a request leaves them out.
+    pub default_key_generate_params: Map<String, Value>,
+    /// Ceilings `/key/generate` and `/key/update` enforce for non-admins.
+    pub upperbound_key_generate_params: Map<String, Value>,
 }
 
 /// Retries, timeouts and fallbacks (from `router_settings`, or `litellm_settings` as LiteLLM also accepts).
@@ -299,7 +315,31 @@ pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Con
         }
     };
 
+    for (path, d) in [
+        ("litellm_settings.budget_duration", &ls.budget_duration),
+        (
+            "litellm_settings.internal_user_budget_duration",
+            &ls.internal_user_budget_duration,
+        ),
+    ] {
+        if let Some(d) = d {
+            crate::directory::duration::parse(d).map_err(|e| err(path.into(), e))?;
+        }
+    }
+    let management = ManagementConfig {
+        max_budget: ls.max_budget,
+        budget_duration: ls.budget_duration.clone(),
+        max_internal_user_budget: ls.max_internal_user_budget,
+        internal_user_budget_duration: ls.internal_user_budget_duration.clone(),
+        default_key_generate_params: ls.default_key_generate_params.clone().unwrap_or_default(),
+        upperbound_key_generate_params: ls
+            .upperbound_key_generate_params
+            .clone()
+            .unwrap_or_default(),
+    };
+
     Ok(Config {
+        management,
         source: file.to_string(),
         deployments,
         router,

@@ -7,6 +7,7 @@ use super::types::{
     ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage,
 };
 use crate::auth::AuthContext;
+use crate::directory::{self, KeyEntry};
 use crate::logs::{now_ms, RequestLog};
 use crate::providers::{ChunkStream, ErrorKind, ProviderError};
 use crate::state::AppState;
@@ -25,6 +26,10 @@ pub enum GatewayError {
         param: Option<String>,
     },
     Route(RouteError),
+    /// The caller may not use this model (403).
+    Forbidden(String),
+    /// A budget is spent (400, `budget_exceeded`).
+    BudgetExceeded(String),
 }
 
 /// Where a routed call went, for response headers.
@@ -131,10 +136,31 @@ fn for_deployment(req: &ChatRequest, d: &Deployment) -> ChatRequest {
     out
 }
 
+/// USD for a call: the deployment's `model_info` prices when set, else the
+/// bundled table, else 0 (warned about once, at start).
 fn cost(d: &Deployment, usage: &Usage) -> f64 {
     let info = &d.config.model_info;
-    usage.prompt_tokens as f64 * info.input_cost_per_token.unwrap_or(0.0)
-        + usage.completion_tokens as f64 * info.output_cost_per_token.unwrap_or(0.0)
+    let cached = usage
+        .prompt_tokens_details
+        .as_ref()
+        .and_then(|p| p.cached_tokens)
+        .unwrap_or(0);
+    if info.input_cost_per_token.is_some() || info.output_cost_per_token.is_some() {
+        let table = d.price;
+        let input = info
+            .input_cost_per_token
+            .or(table.map(|p| p.input_cost_per_token))
+            .unwrap_or(0.0);
+        let output = info
+            .output_cost_per_token
+            .or(table.map(|p| p.output_cost_per_token))
+            .unwrap_or(0.0);
+        return usage.prompt_tokens as f64 * input + usage.completion_tokens as f64 * output;
+    }
+    match d.price {
+        Some(p) => crate::pricing::cost(p, usage.prompt_tokens, usage.completion_tokens, cached, 0),
+        None => 0.0,
+    }
 }
 
 /// One model call's bookkeeping: its log record and clock, from parsing to the end.
@@ -142,18 +168,22 @@ struct Call<'s> {
     state: &'s AppState,
     log: RequestLog,
     started: Instant,
+    key: Option<Arc<KeyEntry>>,
 }
 
 impl<'s> Call<'s> {
-    /// Starts the log and takes the gateway-level fields out of the body.
+    /// Starts the log, checks the caller's model access and budgets, and takes
+    /// the gateway-level fields out of the body. `model` may be rewritten by
+    /// the key's `aliases`.
     fn begin(
         state: &'s AppState,
         meta: &CallMeta<'_>,
         call_type: &'static str,
-        model: &str,
+        model: &mut String,
         extra: &mut Map<String, Value>,
         stream: bool,
     ) -> Result<(Self, GatewayParams), GatewayError> {
+        let key = meta.auth.key().cloned();
         let mut call = Call {
             state,
             log: RequestLog {
@@ -163,18 +193,53 @@ impl<'s> Call<'s> {
                 surface: meta.surface,
                 api_key_hash: meta.auth.key_hash.clone(),
                 key_alias: meta.auth.key_alias.clone(),
-                model_requested: model.to_string(),
+                user_id: meta.auth.user_id().map(str::to_string),
+                team_id: meta.auth.team_id().map(str::to_string),
+                virtual_key: key.is_some(),
+                model_requested: model.clone(),
                 stream,
                 ..Default::default()
             },
             started: Instant::now(),
+            key,
         };
+        if let Err(e) = call.admit(model) {
+            return Err(call.fail(e));
+        }
         match take_gateway_params(extra, stream) {
             Ok(gp) => {
                 call.log.metadata = gp.metadata.clone();
                 Ok((call, gp))
             }
             Err(e) => Err(call.fail(e)),
+        }
+    }
+
+    /// Key type, model access (after the key's aliases) and budgets. No I/O.
+    fn admit(&self, model: &mut String) -> Result<(), GatewayError> {
+        let Some(key) = &self.key else {
+            return match directory::budget_exceeded(&self.state.directory, None) {
+                Some(m) => Err(GatewayError::BudgetExceeded(m)),
+                None => Ok(()),
+            };
+        };
+        if key.record.settings.key_type.as_deref() == Some("management")
+            || key.record.settings.key_type.as_deref() == Some("read_only")
+        {
+            return Err(GatewayError::Forbidden(format!(
+                "Key {} is a {} key: it cannot call models.",
+                key.record.key_name,
+                key.record.settings.key_type.as_deref().unwrap_or_default()
+            )));
+        }
+        if let Some(Value::String(to)) = key.record.settings.aliases.get(model.as_str()) {
+            *model = to.clone();
+        }
+        let groups = self.state.router.access_groups(model);
+        directory::model_allowed(key, model, &groups).map_err(GatewayError::Forbidden)?;
+        match directory::budget_exceeded(&self.state.directory, Some(key)) {
+            Some(m) => Err(GatewayError::BudgetExceeded(m)),
+            None => Ok(()),
         }
     }
 
@@ -202,6 +267,9 @@ impl<'s> Call<'s> {
         self.log.outcome = "success";
         self.log.ended_at_ms = now_ms();
         self.log.latency_ms = self.started.elapsed().as_millis() as u64;
+        self.state
+            .directory
+            .record_spend(self.key.as_deref(), self.log.spend);
         self.state.logs.send(self.log);
     }
 
@@ -219,6 +287,14 @@ impl<'s> Call<'s> {
             GatewayError::Route(RouteError::UnknownModel(m)) => {
                 log.status_code = 400;
                 log.error = Some(format!("unknown model {m}"));
+            }
+            GatewayError::Forbidden(m) => {
+                log.status_code = 403;
+                log.error = Some(m.clone());
+            }
+            GatewayError::BudgetExceeded(m) => {
+                log.status_code = 400;
+                log.error = Some(m.clone());
             }
             GatewayError::Route(RouteError::Failed { attempts, .. }) => {
                 log.attempts = attempts.len() as u32;
@@ -243,8 +319,8 @@ pub async fn chat(
     meta: CallMeta<'_>,
     mut req: ChatRequest,
 ) -> Result<(ChatResponse, RouteInfo), GatewayError> {
-    let model = req.model.clone();
-    let (mut call, gp) = Call::begin(state, &meta, "chat", &model, &mut req.extra, false)?;
+    let mut model = req.model.clone();
+    let (mut call, gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, false)?;
     let drop_default = state.router.drop_params;
     let req = Arc::new(req);
     let result = state
@@ -283,8 +359,8 @@ pub async fn chat_stream(
     mut req: ChatRequest,
 ) -> Result<(LoggedStream, RouteInfo), GatewayError> {
     let include_usage = req.include_usage();
-    let model = req.model.clone();
-    let (mut call, gp) = Call::begin(state, &meta, "chat", &model, &mut req.extra, true)?;
+    let mut model = req.model.clone();
+    let (mut call, gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, true)?;
     let drop_default = state.router.drop_params;
     let req = Arc::new(req);
     let result = state
@@ -329,6 +405,7 @@ pub async fn chat_stream(
                 log: Some(call.log),
                 started: call.started,
                 sink: state.logs.clone(),
+                spend_to: (Arc::clone(&state.directory), call.key.take()),
                 failed: None,
             };
             Ok((stream, info))
@@ -348,6 +425,8 @@ pub struct LoggedStream {
     log: Option<RequestLog>,
     started: Instant,
     sink: crate::logs::LogSink,
+    /// Where the spend is counted at once: the directory and the caller's key.
+    spend_to: (Arc<directory::Directory>, Option<Arc<KeyEntry>>),
     failed: Option<String>,
 }
 
@@ -365,6 +444,9 @@ impl LoggedStream {
         log.error = self.failed.take();
         log.ended_at_ms = now_ms();
         log.latency_ms = self.started.elapsed().as_millis() as u64;
+        self.spend_to
+            .0
+            .record_spend(self.spend_to.1.as_deref(), log.spend);
         self.sink.send(log);
     }
 }
@@ -426,8 +508,15 @@ pub async fn embeddings(
     meta: CallMeta<'_>,
     mut req: EmbeddingRequest,
 ) -> Result<(EmbeddingResponse, RouteInfo), GatewayError> {
-    let model = req.model.clone();
-    let (mut call, gp) = Call::begin(state, &meta, "embeddings", &model, &mut req.extra, false)?;
+    let mut model = req.model.clone();
+    let (mut call, gp) = Call::begin(
+        state,
+        &meta,
+        "embeddings",
+        &mut model,
+        &mut req.extra,
+        false,
+    )?;
     let req = Arc::new(req);
     let result = state
         .router

@@ -22,6 +22,8 @@ pub struct Deployment {
     pub provider: Provider,
     pub health: Health,
     pub labels: Labels,
+    /// The bundled price of its model (`model_info.base_model` if set), looked up once.
+    pub price: Option<&'static crate::pricing::Price>,
 }
 
 /// A deployment's identity as header values, built once and cloned (a reference
@@ -152,7 +154,23 @@ impl Router {
         let mut groups: HashMap<String, Vec<Arc<Deployment>>> = HashMap::new();
         let mut order = Vec::new();
         for d in &config.deployments {
+            let priced_as = d
+                .model_info
+                .base_model
+                .as_deref()
+                .unwrap_or(&d.upstream_model);
+            let price = crate::pricing::lookup(d.provider, priced_as);
+            let overridden = d.model_info.input_cost_per_token.is_some()
+                || d.model_info.output_cost_per_token.is_some();
+            if price.is_none() && !overridden && d.family != crate::config::providers::Family::Demo
+            {
+                tracing::warn!(
+                    deployment = %d,
+                    "no bundled price for this model: its spend counts as 0; set model_info.input_cost_per_token and output_cost_per_token"
+                );
+            }
             let dep = Arc::new(Deployment {
+                price,
                 provider: Provider::new(d, http).await,
                 labels: Labels::new(d),
                 config: d.clone(),
@@ -180,6 +198,19 @@ impl Router {
 
     pub fn has_model(&self, name: &str) -> bool {
         self.groups.contains_key(name)
+    }
+
+    /// The access groups (`model_info.access_groups`) a model group is in.
+    pub fn access_groups(&self, name: &str) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for d in self.groups.get(name).map(Vec::as_slice).unwrap_or_default() {
+            if let Some(serde_json::Value::Array(a)) =
+                d.config.model_info.other.get("access_groups")
+            {
+                out.extend(a.iter().filter_map(serde_json::Value::as_str));
+            }
+        }
+        out
     }
 
     /// Runs `call` against the model group `model`, with retries, then its fallbacks.

@@ -31,7 +31,11 @@ async fn sign_in(
     Form(form): Form<SignIn>,
 ) -> Response {
     let next = app::safe_next(form.next.as_deref()).to_string();
-    if state.auth.authenticate(form.master_key.trim()).is_none() {
+    if !state
+        .auth
+        .authenticate(form.master_key.trim())
+        .is_ok_and(|c| c.is_admin())
+    {
         let q = format!("/ui/login?error=invalid&next={}", urlencode(&next));
         return Redirect::to(&q).into_response();
     }

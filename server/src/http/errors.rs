@@ -149,6 +149,10 @@ impl From<GatewayError> for ApiError {
                 }
             }
             GatewayError::Route(RouteError::UnknownModel(m)) => ApiError::model_not_found(&m),
+            GatewayError::Forbidden(m) => ApiError::forbidden(m).code("model_not_allowed"),
+            GatewayError::BudgetExceeded(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "budget_exceeded", m).code("budget_exceeded")
+            }
             GatewayError::Route(RouteError::Failed { model, attempts }) => {
                 from_attempts(&model, &attempts)
             }

@@ -4,6 +4,7 @@
 pub mod console;
 pub mod errors;
 pub mod health;
+pub mod management;
 pub mod openai;
 
 use crate::auth::{presented_key, AuthContext, SESSION_PRINCIPAL};
@@ -65,6 +66,7 @@ pub fn router(state: SharedState, console: Router) -> Router {
     let api = Router::new()
         .merge(openai::routes())
         .merge(health::routes())
+        .merge(management::routes())
         .route(
             "/",
             axum::routing::get(|| async { Redirect::to(app::HOME_PATH) }),
@@ -143,14 +145,14 @@ async fn authenticate(State(state): State<SharedState>, mut req: Request, next: 
         if path.starts_with("/ui") {
             return next.run(req).await;
         }
-        return denied(&req, false);
+        return denied(&req, None);
     };
     match state.auth.authenticate(key) {
-        Some(ctx) => {
+        Ok(ctx) => {
             req.extensions_mut().insert(ctx);
             next.run(req).await
         }
-        None => denied(&req, true),
+        Err(e) => denied(&req, Some(e.0)),
     }
 }
 
@@ -174,11 +176,13 @@ async fn console_session(
             req.extensions_mut().insert(ctx);
             next.run(req).await
         }
-        None => denied(&req, false),
+        None => denied(&req, None),
     }
 }
 
-fn denied(req: &Request, presented: bool) -> Response {
+/// 401 with the reason (`refused`: why a presented key was refused), or the
+/// sign-in page for console pages.
+fn denied(req: &Request, refused: Option<String>) -> Response {
     if surface_of(req.uri().path()) == Surface::ConsolePage {
         let target = req
             .uri()
@@ -188,11 +192,8 @@ fn denied(req: &Request, presented: bool) -> Response {
         let encoded = console::urlencode(target);
         return Redirect::to(&format!("/ui/login?next={encoded}")).into_response();
     }
-    if presented {
-        ApiError::unauthorized(
-            "Authentication Error: invalid API key. Pass a valid key as 'Authorization: Bearer <key>'.",
-        )
-        .into_response()
+    if let Some(reason) = refused {
+        ApiError::unauthorized(reason).into_response()
     } else {
         ApiError::unauthorized(
             "Authentication Error: no API key passed. Pass your key as 'Authorization: Bearer <key>'.",

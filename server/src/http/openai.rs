@@ -244,13 +244,21 @@ fn model_object(id: &str, created: i64) -> serde_json::Value {
     json!({"id": id, "object": "model", "created": created, "owned_by": "tollgate"})
 }
 
+/// Whether the caller's key may use a model group (the master key may use all).
+fn may_use(state: &SharedState, auth: &AuthContext, model: &str) -> bool {
+    auth.key().is_none_or(|k| {
+        crate::directory::model_allowed(k, model, &state.router.access_groups(model)).is_ok()
+    })
+}
+
 async fn list_models(
     State(state): State<SharedState>,
-    Extension(_auth): Extension<AuthContext>,
+    Extension(auth): Extension<AuthContext>,
 ) -> Response {
     let data: Vec<_> = state
         .router
         .groups()
+        .filter(|(name, _)| may_use(&state, &auth, name))
         .map(|(name, _)| model_object(name, state.started_at))
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
@@ -258,10 +266,10 @@ async fn list_models(
 
 async fn get_model(
     State(state): State<SharedState>,
-    Extension(_auth): Extension<AuthContext>,
+    Extension(auth): Extension<AuthContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if state.router.has_model(&id) {
+    if state.router.has_model(&id) && may_use(&state, &auth, &id) {
         Ok(axum::Json(model_object(&id, state.started_at)).into_response())
     } else {
         Err(

@@ -1,7 +1,10 @@
 //! Request logs: built on the request path, written in batches by one task off
 //! the request path, and flushed when Tollgate shuts down.
 
+use crate::directory::Directory;
+use crate::store::directory::SpendKind;
 use crate::store::Store;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +46,8 @@ pub struct RequestLog {
     pub latency_ms: u64,
     pub ttft_ms: Option<u64>,
     pub metadata: Option<serde_json::Value>,
+    /// Whether `api_key_hash` is a virtual key (whose counters this log adds to).
+    pub virtual_key: bool,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -81,10 +86,10 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    pub fn start(store: Store) -> (LogSink, LogWriter) {
+    pub fn start(store: Store, directory: Arc<Directory>) -> (LogSink, LogWriter) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stop = CancellationToken::new();
-        let handle = tokio::spawn(run(store, rx, stop.clone()));
+        let handle = tokio::spawn(run(Writer { store, directory }, rx, stop.clone()));
         (
             LogSink {
                 tx,
@@ -118,7 +123,12 @@ impl LogWriter {
 
 /// Wakes every `FLUSH_EVERY` and writes what queued meanwhile, so a request's
 /// send never has to wake this task (no cross-thread wake-up per request).
-async fn run(store: Store, mut rx: mpsc::Receiver<RequestLog>, stop: CancellationToken) {
+struct Writer {
+    store: Store,
+    directory: Arc<Directory>,
+}
+
+async fn run(store: Writer, mut rx: mpsc::Receiver<RequestLog>, stop: CancellationToken) {
     let mut batch: Vec<RequestLog> = Vec::with_capacity(BATCH);
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -158,13 +168,44 @@ async fn run(store: Store, mut rx: mpsc::Receiver<RequestLog>, stop: Cancellatio
     write(&store, &mut batch).await;
 }
 
-async fn write(store: &Store, batch: &mut Vec<RequestLog>) {
+/// What a batch adds to each spend counter.
+fn spend_deltas(batch: &[RequestLog]) -> Vec<(SpendKind, String, f64)> {
+    let mut sums: HashMap<(SpendKind, &str), f64> = HashMap::new();
+    for r in batch
+        .iter()
+        .filter(|r| r.spend > 0.0 && r.spend.is_finite())
+    {
+        *sums.entry((SpendKind::Proxy, "proxy")).or_default() += r.spend;
+        if r.virtual_key {
+            if let Some(k) = &r.api_key_hash {
+                *sums.entry((SpendKind::Key, k)).or_default() += r.spend;
+            }
+            if let Some(u) = &r.user_id {
+                *sums.entry((SpendKind::User, u)).or_default() += r.spend;
+            }
+            if let Some(t) = &r.team_id {
+                *sums.entry((SpendKind::Team, t)).or_default() += r.spend;
+            }
+        }
+    }
+    let mut out: Vec<_> = sums
+        .into_iter()
+        .map(|((kind, id), s)| (kind, id.to_string(), s))
+        .collect();
+    // One order everywhere, so concurrent batches of two processes lock rows alike.
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    out
+}
+
+async fn write(w: &Writer, batch: &mut Vec<RequestLog>) {
     if batch.is_empty() {
         return;
     }
+    let deltas = spend_deltas(batch);
     for attempt in 0..3u32 {
-        match store.insert_request_logs(batch).await {
-            Ok(()) => {
+        match w.store.insert_request_logs(batch, &deltas).await {
+            Ok(updated) => {
+                w.directory.settle(&updated);
                 batch.clear();
                 return;
             }

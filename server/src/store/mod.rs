@@ -1,8 +1,11 @@
 //! The store: SQLite (the embedded default) or Postgres, chosen by `DATABASE_URL`.
 //! Each backend owns its migrations. No SQL lives outside this module.
 
+pub mod directory;
+
 use crate::logs::RequestLog;
 use crate::secret::redact_dsn;
+use directory::SpendKind;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -32,8 +35,34 @@ pub enum StoreError {
     Dir { dir: String, source: std::io::Error },
     #[error("DATABASE_URL must start with sqlite: or postgres:, got {0}")]
     Scheme(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Query(#[from] sqlx::Error),
+}
+
+/// Adds each spend delta to its counter inside `$tx`; yields (kind, id, delta, new value).
+macro_rules! add_spend {
+    ($tx:ident, $spend:expr) => {{
+        let mut out = Vec::with_capacity($spend.len());
+        for (kind, id, delta) in $spend {
+            let sql = match kind {
+                SpendKind::Key => "UPDATE api_keys SET spend = spend + $1 WHERE token = $2 RETURNING spend",
+                SpendKind::User => "UPDATE users SET spend = spend + $1 WHERE user_id = $2 RETURNING spend",
+                SpendKind::Team => "UPDATE teams SET spend = spend + $1 WHERE team_id = $2 RETURNING spend",
+                SpendKind::Proxy => "UPDATE proxy_spend SET spend = spend + $1 WHERE id = 1 AND $2 = 'proxy' RETURNING spend",
+            };
+            let new: Option<f64> = sqlx::query_scalar(sql)
+                .bind(*delta)
+                .bind(id.as_str())
+                .fetch_optional(&mut *$tx)
+                .await?;
+            if let Some(new) = new {
+                out.push((*kind, id.clone(), *delta, new));
+            }
+        }
+        out
+    }};
 }
 
 impl Store {
@@ -112,11 +141,19 @@ impl Store {
     /// Writes a batch of request logs in one transaction (ids already written are skipped).
     /// SQLite runs one cached single-row statement per log; Postgres inserts the
     /// whole batch as arrays through `UNNEST` (one statement whatever the size).
-    pub async fn insert_request_logs(&self, rows: &[RequestLog]) -> Result<(), StoreError> {
+    ///
+    /// In the same transaction, adds `spend` (deltas per key, user, team and the
+    /// proxy) to the counters, so a counter always equals the sum of its logged
+    /// rows; returns each counter's new value.
+    pub async fn insert_request_logs(
+        &self,
+        rows: &[RequestLog],
+        spend: &[(SpendKind, String, f64)],
+    ) -> Result<Vec<(SpendKind, String, f64, f64)>, StoreError> {
         if rows.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        match self {
+        let updated = match self {
             Store::Sqlite(p) => {
                 // Multi-row statements in power-of-two sizes: a batch takes a few
                 // round trips to SQLite's worker thread, each statement cached.
@@ -159,9 +196,12 @@ impl Store {
                     q.execute(&mut *tx).await?;
                     rest = tail;
                 }
+                let updated = add_spend!(tx, spend);
                 tx.commit().await?;
+                updated
             }
             Store::Postgres(p) => {
+                let mut tx = p.begin().await?;
                 let text = |f: fn(&RequestLog) -> Option<&str>| -> Vec<Option<String>> {
                     rows.iter().map(|r| f(r).map(str::to_string)).collect()
                 };
@@ -204,11 +244,14 @@ impl Store {
                             .map(|r| r.metadata.as_ref().map(|m| m.to_string()))
                             .collect::<Vec<Option<String>>>(),
                     )
-                    .execute(p)
+                    .execute(&mut *tx)
                     .await?;
+                let updated = add_spend!(tx, spend);
+                tx.commit().await?;
+                updated
             }
-        }
-        Ok(())
+        };
+        Ok(updated)
     }
 }
 

@@ -174,6 +174,15 @@ def config_yaml(mock: str, slow_mock: str) -> str:
               api_base: {mock}/v1
               api_key: {UPSTREAM_SECRET}
               timeout: 0.5
+          - model_name: priced-mock
+            litellm_params:
+              model: openai/gpt-4o-mini
+              api_base: {mock}/v1
+              api_key: {UPSTREAM_SECRET}
+            model_info:
+              input_cost_per_token: 0.001
+              output_cost_per_token: 0.002
+              access_groups: ["beta-models"]
           - model_name: unreachable
             litellm_params:
               model: openai/nothing-listens

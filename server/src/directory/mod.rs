@@ -1,0 +1,436 @@
+//! Who may call, and what they may spend: users, teams and keys held in memory
+//! so that no request waits on the database.
+//!
+//! The whole directory is loaded at start and reloaded after every admin
+//! change. Admin changes bump a version row; every process polls it every
+//! [`POLL_EVERY`] and reloads when it moved, so a change made through one
+//! process holds in all of them within that bound (plus the reload time).
+//! Spend is counted in memory at the end of each request (so budgets bind at
+//! once in this process) and added to the database counters in the same
+//! transaction as the request-log batch; with Postgres the counters are re-read
+//! on every poll, so other processes' spend counts within the same bound.
+
+pub mod duration;
+pub mod records;
+
+use crate::store::directory::{Audit, Change, Loaded, SpendKind};
+use crate::store::{Store, StoreError};
+use arc_swap::ArcSwap;
+use records::{KeyRecord, MemberRecord, Role, TeamRecord, UserRecord};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often each process checks for changes made elsewhere.
+pub const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// One spend counter: what the database had at the last read or update, plus
+/// what this process counted since and has not written yet.
+#[derive(Debug, Default)]
+pub struct SpendCell(Mutex<(f64, f64)>);
+
+impl SpendCell {
+    pub fn total(&self) -> f64 {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 + g.1
+    }
+
+    fn add_pending(&self, x: f64) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.1 += x;
+    }
+
+    fn settle(&self, delta: f64, db: f64) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 = db;
+        g.1 = (g.1 - delta).max(0.0);
+    }
+
+    fn set_db(&self, db: f64) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 = db;
+    }
+}
+
+#[derive(Debug)]
+pub struct UserEntry {
+    pub record: UserRecord,
+    pub spend: Arc<SpendCell>,
+    /// (team_id, role) of each membership.
+    pub teams: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct TeamEntry {
+    pub record: TeamRecord,
+    pub spend: Arc<SpendCell>,
+}
+
+#[derive(Debug)]
+pub struct KeyEntry {
+    pub record: KeyRecord,
+    pub spend: Arc<SpendCell>,
+    pub user: Option<Arc<UserEntry>>,
+    pub team: Option<Arc<TeamEntry>>,
+}
+
+/// The directory at one version.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub version: i64,
+    pub keys: HashMap<String, Arc<KeyEntry>>,
+    pub key_aliases: HashMap<String, String>,
+    pub users: HashMap<String, Arc<UserEntry>>,
+    pub users_by_email: HashMap<String, String>,
+    pub teams: HashMap<String, Arc<TeamEntry>>,
+    pub members: Vec<MemberRecord>,
+}
+
+impl Snapshot {
+    /// A key by its secret or its hash (`token`).
+    pub fn key(&self, key_or_token: &str) -> Option<&Arc<KeyEntry>> {
+        self.keys
+            .get(key_or_token)
+            .or_else(|| self.keys.get(&crate::auth::hash_key(key_or_token)))
+    }
+
+    pub fn user_by_email(&self, email: &str) -> Option<&Arc<UserEntry>> {
+        self.users_by_email
+            .get(&email.to_ascii_lowercase())
+            .and_then(|id| self.users.get(id))
+    }
+
+    pub fn team_role(&self, team_id: &str, user_id: &str) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|m| m.team_id == team_id && m.user_id == user_id)
+            .map(|m| m.role.as_str())
+    }
+}
+
+/// Proxy-wide budget (`litellm_settings.max_budget`, `budget_duration`).
+#[derive(Debug, Clone, Default)]
+pub struct ProxyBudget {
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+}
+
+pub struct Directory {
+    store: Store,
+    snap: ArcSwap<Snapshot>,
+    cells: Mutex<HashMap<(SpendKind, String), Arc<SpendCell>>>,
+    pub proxy_spend: Arc<SpendCell>,
+    pub proxy_budget: ProxyBudget,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+/// Why a presented key is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRejected {
+    Unknown,
+    Blocked(String),
+    Expired(String),
+}
+
+impl Directory {
+    pub async fn load(
+        store: Store,
+        proxy_budget: ProxyBudget,
+    ) -> Result<Arc<Directory>, StoreError> {
+        let dir = Arc::new(Directory {
+            store,
+            snap: ArcSwap::from_pointee(Snapshot::default()),
+            cells: Mutex::new(HashMap::new()),
+            proxy_spend: Arc::new(SpendCell::default()),
+            proxy_budget,
+            reload_lock: tokio::sync::Mutex::new(()),
+        });
+        dir.reload().await?;
+        Ok(dir)
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snap.load_full()
+    }
+
+    fn cell(&self, kind: SpendKind, id: &str) -> Arc<SpendCell> {
+        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        cells.entry((kind, id.to_string())).or_default().clone()
+    }
+
+    /// Reads everything again and swaps the new snapshot in.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let _guard = self.reload_lock.lock().await;
+        let loaded = self.store.load_directory().await?;
+        let snap = self.build(loaded);
+        self.snap.store(Arc::new(snap));
+        Ok(())
+    }
+
+    fn build(&self, l: Loaded) -> Snapshot {
+        self.proxy_spend.set_db(l.proxy_spend);
+        let mut user_teams: HashMap<&str, Vec<(String, String)>> = HashMap::new();
+        for m in &l.members {
+            user_teams
+                .entry(m.user_id.as_str())
+                .or_default()
+                .push((m.team_id.clone(), m.role.clone()));
+        }
+        let mut users = HashMap::with_capacity(l.users.len());
+        let mut users_by_email = HashMap::new();
+        for u in l.users {
+            let spend = self.cell(SpendKind::User, &u.user_id);
+            spend.set_db(u.spend);
+            if let Some(e) = &u.user_email {
+                users_by_email.insert(e.to_ascii_lowercase(), u.user_id.clone());
+            }
+            let teams = user_teams.remove(u.user_id.as_str()).unwrap_or_default();
+            users.insert(
+                u.user_id.clone(),
+                Arc::new(UserEntry {
+                    record: u,
+                    spend,
+                    teams,
+                }),
+            );
+        }
+        let mut teams = HashMap::with_capacity(l.teams.len());
+        for t in l.teams {
+            let spend = self.cell(SpendKind::Team, &t.team_id);
+            spend.set_db(t.spend);
+            teams.insert(t.team_id.clone(), Arc::new(TeamEntry { record: t, spend }));
+        }
+        let mut keys = HashMap::with_capacity(l.keys.len());
+        let mut key_aliases = HashMap::new();
+        for k in l.keys {
+            let spend = self.cell(SpendKind::Key, &k.token);
+            spend.set_db(k.spend);
+            if let Some(a) = &k.key_alias {
+                key_aliases.insert(a.clone(), k.token.clone());
+            }
+            let user = k.user_id.as_ref().and_then(|u| users.get(u)).cloned();
+            let team = k.team_id.as_ref().and_then(|t| teams.get(t)).cloned();
+            keys.insert(
+                k.token.clone(),
+                Arc::new(KeyEntry {
+                    record: k,
+                    spend,
+                    user,
+                    team,
+                }),
+            );
+        }
+        Snapshot {
+            version: l.version,
+            keys,
+            key_aliases,
+            users,
+            users_by_email,
+            teams,
+            members: l.members,
+        }
+    }
+
+    /// Resolves a key by the SHA-256 (hex) of its secret. No I/O.
+    pub fn resolve(&self, token: &str, now_ms: i64) -> Result<Arc<KeyEntry>, KeyRejected> {
+        let snap = self.snap.load();
+        let Some(k) = snap.keys.get(token) else {
+            return Err(KeyRejected::Unknown);
+        };
+        if k.record.blocked {
+            return Err(KeyRejected::Blocked(format!(
+                "Authentication Error: key {} is blocked. Ask an admin to unblock it.",
+                k.record.key_name
+            )));
+        }
+        if let Some(t) = &k.team {
+            if t.record.blocked {
+                return Err(KeyRejected::Blocked(format!(
+                    "Authentication Error: team {} of this key is blocked.",
+                    t.record.team_id
+                )));
+            }
+        }
+        if let Some(u) = &k.user {
+            if u.record.blocked {
+                return Err(KeyRejected::Blocked(format!(
+                    "Authentication Error: user {} of this key is blocked.",
+                    u.record.user_id
+                )));
+            }
+        }
+        if let Some(exp) = k.record.expires_at {
+            if exp <= now_ms {
+                return Err(KeyRejected::Expired(format!(
+                    "Authentication Error: key {} expired at {}.",
+                    k.record.key_name,
+                    records::iso(exp).as_str().unwrap_or_default()
+                )));
+            }
+        }
+        Ok(Arc::clone(k))
+    }
+
+    /// Applies admin changes (one transaction, audited), then reloads.
+    pub async fn apply(&self, changes: &[Change<'_>], audit: &[Audit]) -> Result<(), StoreError> {
+        self.store.apply_changes(changes, audit).await?;
+        self.reload().await
+    }
+
+    /// Counts a request's spend at once, before its log is written.
+    pub fn record_spend(&self, key: Option<&KeyEntry>, amount: f64) {
+        if amount <= 0.0 || !amount.is_finite() {
+            return;
+        }
+        self.proxy_spend.add_pending(amount);
+        if let Some(k) = key {
+            k.spend.add_pending(amount);
+            if let Some(u) = &k.user {
+                u.spend.add_pending(amount);
+            }
+            if let Some(t) = &k.team {
+                t.spend.add_pending(amount);
+            }
+        }
+    }
+
+    /// The counters a batch of logs updated: their database values now include it.
+    pub fn settle(&self, updated: &[(SpendKind, String, f64, f64)]) {
+        for (kind, id, delta, new) in updated {
+            let cell = if *kind == SpendKind::Proxy {
+                Arc::clone(&self.proxy_spend)
+            } else {
+                self.cell(*kind, id)
+            };
+            cell.settle(*delta, *new);
+        }
+    }
+
+    /// Checks for changes made by other processes every [`POLL_EVERY`] until `stop`.
+    pub fn spawn_poller(self: &Arc<Self>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let dir = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(POLL_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.cancelled() => return,
+                }
+                if let Err(e) = dir.poll_once().await {
+                    tracing::warn!(error = %e, "directory refresh failed; serving the cached copy");
+                }
+            }
+        })
+    }
+
+    async fn poll_once(&self) -> Result<(), StoreError> {
+        let proxy_period = self
+            .proxy_budget
+            .budget_duration
+            .as_deref()
+            .and_then(|d| duration::parse(d).ok());
+        let reset = self
+            .store
+            .reset_due_budgets(crate::logs::now_ms(), proxy_period)
+            .await?;
+        if reset > 0 {
+            tracing::info!(counters = reset, "budget periods ended: spend reset");
+        }
+        let version = self.store.directory_version().await?;
+        if version != self.snap.load().version {
+            tracing::debug!(version, "directory changed; reloading");
+            return self.reload().await;
+        }
+        if matches!(self.store, Store::Postgres(_)) {
+            for (kind, id, spend) in self.store.spend_counters().await? {
+                if kind == SpendKind::Proxy {
+                    self.proxy_spend.set_db(spend);
+                } else {
+                    self.cell(kind, &id).set_db(spend);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The role a user has, or none for keys without a user.
+pub fn role_of(key: &KeyEntry) -> Option<Role> {
+    key.user.as_ref().map(|u| u.record.user_role)
+}
+
+/// Whether a model list allows `model`: it names it, names an access group
+/// the model is in, or is a wildcard (`*`, `all-proxy-models`).
+fn list_allows(list: &[String], model: &str, access_groups: &[&str]) -> bool {
+    list.iter().any(|m| {
+        m == model || m == "*" || m == "all-proxy-models" || access_groups.contains(&m.as_str())
+    })
+}
+
+/// Whether a key may call `model` (a model group name; `access_groups` are
+/// that group's `model_info.access_groups`). Every non-empty list on the way
+/// must allow it: the key's, then its team's (team keys) or its user's.
+pub fn model_allowed(key: &KeyEntry, model: &str, access_groups: &[&str]) -> Result<(), String> {
+    let check = |list: &[String], whose: &str| {
+        if list.is_empty() || list_allows(list, model, access_groups) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{whose} is not allowed to call model={model}. Allowed models: {}",
+                list.join(", ")
+            ))
+        }
+    };
+    check(
+        &key.record.settings.models,
+        &format!("Key {}", key.record.key_name),
+    )?;
+    if let Some(t) = &key.team {
+        check(
+            &t.record.settings.models,
+            &format!("Team {}", t.record.team_id),
+        )?;
+    } else if let Some(u) = &key.user {
+        check(
+            &u.record.settings.models,
+            &format!("User {}", u.record.user_id),
+        )?;
+    }
+    Ok(())
+}
+
+/// The first budget a call would exceed, in words, or none.
+pub fn budget_exceeded(dir: &Directory, key: Option<&KeyEntry>) -> Option<String> {
+    let over = |spend: f64, max: Option<f64>| max.filter(|m| spend >= *m).map(|m| (spend, m));
+    if let Some((s, m)) = over(dir.proxy_spend.total(), dir.proxy_budget.max_budget) {
+        return Some(format!(
+            "Budget has been exceeded: the proxy's budget is spent. Spend: {s}, max_budget: {m}"
+        ));
+    }
+    let k = key?;
+    if let Some((s, m)) = over(k.spend.total(), k.record.settings.max_budget) {
+        return Some(format!(
+            "Budget has been exceeded for key {}: spend {s}, max_budget {m}",
+            k.record.key_name
+        ));
+    }
+    if let Some(u) = &k.user {
+        if let Some((s, m)) = over(u.spend.total(), u.record.settings.max_budget) {
+            return Some(format!(
+                "Budget has been exceeded for user {}: spend {s}, max_budget {m}",
+                u.record.user_id
+            ));
+        }
+    }
+    if let Some(t) = &k.team {
+        if let Some((s, m)) = over(t.spend.total(), t.record.settings.max_budget) {
+            return Some(format!(
+                "Budget has been exceeded for team {}: spend {s}, max_budget {m}",
+                t.record.team_id
+            ));
+        }
+    }
+    None
+}

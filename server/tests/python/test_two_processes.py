@@ -1,0 +1,70 @@
+"""Two Tollgate processes sharing one Postgres behave as one: admin changes
+made through one hold in the other within the poll bound, and spend counted by
+both adds up exactly to the logged rows."""
+
+import concurrent.futures
+import os
+
+import httpx
+import pytest
+
+from conftest import MASTER_KEY, start_gateway, wait_until
+
+pytestmark = pytest.mark.skipif(
+    not (os.environ.get("TOLLGATE_TEST_DATABASE_URL") or "").startswith("postgres"),
+    reason="needs the shared Postgres (make test-python-postgres)",
+)
+
+
+@pytest.fixture(scope="module")
+def second(mock, slow_mock, tmp_path_factory, gateway):
+    workdir = tmp_path_factory.mktemp("tollgate-b")
+    p = start_gateway(mock.url, slow_mock.url, workdir)
+    yield p
+    p.stop()
+
+
+def admin(url):
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=30)
+
+
+def post_chat(url, key):
+    return httpx.post(
+        url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": "priced-mock", "messages": [{"role": "user", "content": "hello there"}]},
+        timeout=60,
+    )
+
+
+def test_changes_made_in_one_process_hold_in_the_other(gateway, second):
+    with admin(gateway.url) as a:
+        key = a.post("/key/generate", json={}).json()["key"]
+        assert wait_until(lambda: post_chat(second.url, key).status_code == 200, timeout=10)
+        a.post("/key/block", json={"key": key})
+        assert wait_until(lambda: post_chat(second.url, key).status_code == 401, timeout=10)
+
+
+def test_spend_from_both_processes_equals_the_logged_rows(gateway, second):
+    with admin(gateway.url) as a:
+        g = a.post("/key/generate", json={}).json()
+    key, token = g["key"], g["token"]
+    # Both processes must know the key before the burst.
+    assert wait_until(lambda: post_chat(second.url, key).status_code == 200, timeout=10)
+    urls = [gateway.url, second.url]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
+        codes = list(pool.map(lambda i: post_chat(urls[i % 2], key).status_code, range(1000)))
+    assert codes.count(200) == 1000, {c: codes.count(c) for c in set(codes)}
+    with admin(gateway.url) as a, admin(second.url) as b:
+
+        def rows():
+            return a.get("/spend/logs", params={"api_key": token, "limit": 5000}).json()
+
+        assert wait_until(lambda: len(rows()) == 1001, timeout=20)
+        logged = sum(r["spend"] for r in rows())
+        # Each process's counter converges on the database's, which is the sum of the rows.
+        for c in (a, b):
+            assert wait_until(
+                lambda c=c: abs(c.get("/key/info", params={"key": key}).json()["info"]["spend"] - logged) < 1e-9,
+                timeout=10,
+            ), (c.base_url, c.get("/key/info", params={"key": key}).json()["info"]["spend"], logged)
