@@ -62,6 +62,8 @@ pub struct Audit {
     pub after: Option<Value>,
 }
 
+type AuditRow = (i64, String, String, String, Option<String>, Option<String>);
+
 /// Which spend counter a delta goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SpendKind {
@@ -411,7 +413,7 @@ impl Store {
         object_id: &str,
     ) -> Result<Vec<Value>, StoreError> {
         both!(self, p => {
-            let rows: Vec<(i64, String, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+            let rows: Vec<AuditRow> = sqlx::query_as(
                 "SELECT at_ms, actor, actor_role, action, before_value, after_value FROM audit_log \
                  WHERE object_type = $1 AND object_id = $2 ORDER BY id DESC LIMIT 100",
             )
@@ -659,8 +661,7 @@ impl Store {
                     reset += done.rows_affected() as usize;
                 }
             }
-            match proxy_period {
-                Some(period) => {
+            if let Some(period) = proxy_period {
                     let (at,): (Option<i64>,) =
                         sqlx::query_as("SELECT budget_reset_at FROM proxy_spend WHERE id = 1")
                             .fetch_one(p)
@@ -684,8 +685,6 @@ impl Store {
                         }
                         Some(_) => {}
                     }
-                }
-                None => {}
             }
             if reset > 0 {
                 sqlx::query("UPDATE directory_version SET version = version + 1 WHERE id = 1")

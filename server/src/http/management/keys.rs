@@ -95,10 +95,12 @@ fn check_ceilings(
         if let Some(limit) = num(field) {
             match value {
                 Some(v) if v <= limit => {}
-                Some(v) => return Err(ApiError::bad_request(format!(
+                Some(v) => {
+                    return Err(ApiError::bad_request(format!(
                     "{field} {v} is above the upper bound {limit} (upperbound_key_generate_params)"
                 ))
-                .param(field)),
+                    .param(field))
+                }
                 None => {
                     return Err(ApiError::bad_request(format!(
                         "{field} must be set, at most {limit} (upperbound_key_generate_params)"

@@ -49,6 +49,14 @@ async fn audit(
 
 const DAY_MS: i64 = 86_400_000;
 
+/// One day of a summary: total, and spend by user, by model, by key.
+type DaySummary = (
+    f64,
+    BTreeMap<String, f64>,
+    BTreeMap<String, f64>,
+    BTreeMap<String, f64>,
+);
+
 /// `YYYY-MM-DD` (a whole UTC day) or an RFC 3339 instant, in Unix ms. `end`
 /// dates are inclusive: the day after, exclusive.
 fn parse_date(field: &str, s: &str, end: bool) -> Result<i64, ApiError> {
@@ -146,15 +154,7 @@ async fn logs(
             .spend_groups(&f)
             .await
             .map_err(super::store_error)?;
-        let mut days: BTreeMap<
-            i64,
-            (
-                f64,
-                BTreeMap<String, f64>,
-                BTreeMap<String, f64>,
-                BTreeMap<String, f64>,
-            ),
-        > = BTreeMap::new();
+        let mut days: BTreeMap<i64, DaySummary> = BTreeMap::new();
         for g in groups {
             let d = days.entry(g.day).or_default();
             d.0 += g.spend;
