@@ -77,7 +77,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config, host, port } => serve(config, &host, port).await,
-            Command::CheckConfig { config } => check_config(&config),
+            Command::CheckConfig { config } => check_config(&config).await,
             Command::DemoConfig => {
                 let found = config::demo::discover(&Env::default()).await;
                 print!("{}", config::demo::yaml(&found));
@@ -110,8 +110,8 @@ fn init_tracing() {
     }
 }
 
-fn check_config(path: &std::path::Path) -> Result<(), String> {
-    let cfg = config::load_file(path, None).map_err(|e| e.to_string())?;
+async fn check_config(path: &std::path::Path) -> Result<(), String> {
+    let (cfg, _) = load_config(Some(path.to_path_buf())).await?;
     for w in &cfg.warnings {
         println!("warning: {w}");
     }
@@ -123,23 +123,95 @@ fn check_config(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-async fn load_config(path: Option<PathBuf>) -> Result<config::Config, String> {
-    match path {
-        Some(p) => config::load_file(&p, None).map_err(|e| e.to_string()),
+/// The config's text, kept to rebuild the config when its secrets change.
+struct ConfigSource {
+    text: String,
+    file: String,
+    references: Vec<String>,
+    secrets: std::collections::BTreeMap<String, String>,
+}
+
+/// Reads the config (or builds the demo one) and the Secrets Manager secrets it names.
+async fn load_config(path: Option<PathBuf>) -> Result<(config::Config, ConfigSource), String> {
+    let (text, file) = match path {
+        Some(p) => (
+            std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?,
+            p.display().to_string(),
+        ),
         None => {
             let found = config::demo::discover(&Env::default()).await;
-            config::load_str(&config::demo::yaml(&found), "<demo config>", None)
-                .map_err(|e| e.to_string())
+            (config::demo::yaml(&found), "<demo config>".to_string())
         }
-    }
+    };
+    let references = config::secrets::references(&text);
+    let secrets = config::secrets::fetch(&references).await?;
+    let cfg = config::load_str_with_secrets(&text, &file, None, secrets.clone())
+        .map_err(|e| e.to_string())?;
+    Ok((
+        cfg,
+        ConfigSource {
+            text,
+            file,
+            references,
+            secrets,
+        },
+    ))
+}
+
+/// Re-reads the config's secrets every `every`; when one changed, rebuilds the
+/// model router and swaps the master key, without a restart.
+fn spawn_secret_refresh(
+    state: Arc<state::AppState>,
+    source: ConfigSource,
+    http: providers::upstream::HttpClient,
+    master_from_env: bool,
+    every: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut current = source.secrets.clone();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.cancelled() => return,
+            }
+            let fresh = match config::secrets::fetch(&source.references).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(error = %e, "refreshing secrets failed; keeping the current ones");
+                    continue;
+                }
+            };
+            if fresh == current {
+                continue;
+            }
+            match config::load_str_with_secrets(&source.text, &source.file, None, fresh.clone()) {
+                Ok(cfg) => {
+                    let router = gateway::router::Router::new(&cfg, &http).await;
+                    state.router.store(Arc::new(router));
+                    if !master_from_env {
+                        if let Some(k) = &cfg.master_key {
+                            state.auth.set_master_key(k);
+                        }
+                    }
+                    tracing::info!("secrets changed: deployments and master key reloaded");
+                    current = fresh;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "config with the new secrets is invalid; keeping the current one")
+                }
+            }
+        }
+    })
 }
 
 async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<(), String> {
-    let cfg = load_config(config_path).await?;
+    let (cfg, source) = load_config(config_path).await?;
     for w in &cfg.warnings {
         tracing::warn!("config {}: {w}", cfg.source);
     }
     let env = Env::default();
+    let master_from_env = env.get("TOLLGATE_MASTER_KEY").is_some();
     let master_key = match env
         .get("TOLLGATE_MASTER_KEY")
         .map(Secret::new)
@@ -181,13 +253,29 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
     let poller = directory.spawn_poller(background.clone());
     let (log_sink, log_writer) = logs::LogWriter::start(store.clone(), directory.clone());
     let state = Arc::new(state::AppState {
-        router,
+        router: arc_swap::ArcSwap::from_pointee(router),
         store,
         logs: log_sink,
         auth: auth::Authenticator::new(&master_key, directory.clone()),
         directory,
         management: cfg.management.clone(),
         started_at: providers::now_secs(),
+    });
+
+    let refresher = (!source.references.is_empty()).then(|| {
+        let every = env
+            .get("TOLLGATE_SECRETS_REFRESH_SECS")
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 1.0)
+            .unwrap_or(300.0);
+        spawn_secret_refresh(
+            state.clone(),
+            source,
+            http.clone(),
+            master_from_env,
+            std::time::Duration::from_secs_f64(every),
+            background.clone(),
+        )
     });
 
     let listener = tokio::net::TcpListener::bind((host, port))
@@ -208,7 +296,7 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
     });
-    tracing::info!(%addr, models = state.router.groups().count(), "tollgate serving");
+    tracing::info!(%addr, models = state.router.load().groups().count(), "tollgate serving");
     // One machine-readable line, for scripts and tests that start Tollgate on port 0.
     println!("tollgate listening on http://{addr}");
     axum::serve(listener, app)
@@ -216,10 +304,13 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
         .await
         .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("shutting down: flushing request logs");
-    drop(state);
-    log_writer.shutdown().await;
     background.cancel();
     let _ = poller.await;
+    if let Some(r) = refresher {
+        let _ = r.await;
+    }
+    drop(state);
+    log_writer.shutdown().await;
     Ok(())
 }
 

@@ -9,7 +9,8 @@ use crate::store::Store;
 use std::sync::Arc;
 
 pub struct AppState {
-    pub router: Router,
+    /// Swapped whole when the config's secrets change.
+    pub router: arc_swap::ArcSwap<Router>,
     pub store: Store,
     pub logs: LogSink,
     pub auth: Authenticator,

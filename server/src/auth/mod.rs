@@ -90,9 +90,24 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+struct MasterKey {
+    hash: [u8; 32],
+    hash_hex: Arc<str>,
+}
+
+impl MasterKey {
+    fn of(key: &Secret) -> MasterKey {
+        let hash: [u8; 32] = Sha256::digest(key.expose().as_bytes()).into();
+        MasterKey {
+            hash,
+            hash_hex: hex::encode(hash).into(),
+        }
+    }
+}
+
 pub struct Authenticator {
-    master_hash: [u8; 32],
-    master_hash_hex: Arc<str>,
+    /// Swapped when the master key's secret is rotated.
+    master: arc_swap::ArcSwap<MasterKey>,
     master_alias: Arc<str>,
     pub directory: Arc<Directory>,
 }
@@ -103,20 +118,23 @@ pub struct AuthError(pub String);
 
 impl Authenticator {
     pub fn new(master_key: &Secret, directory: Arc<Directory>) -> Self {
-        let digest: [u8; 32] = Sha256::digest(master_key.expose().as_bytes()).into();
         Authenticator {
-            master_hash: digest,
-            master_hash_hex: hex::encode(digest).into(),
+            master: arc_swap::ArcSwap::from_pointee(MasterKey::of(master_key)),
             master_alias: "master".into(),
             directory,
         }
+    }
+
+    /// A new master key (the old one stops working at once).
+    pub fn set_master_key(&self, key: &Secret) {
+        self.master.store(Arc::new(MasterKey::of(key)));
     }
 
     /// Resolves a presented API key: the master key (constant-time on the
     /// hash), else a virtual key from memory.
     pub fn authenticate(&self, presented: &str) -> Result<AuthContext, AuthError> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        if bool::from(digest.ct_eq(&self.master_hash)) {
+        if bool::from(digest.ct_eq(&self.master.load().hash)) {
             return Ok(self.master());
         }
         let token = hex::encode(digest);
@@ -136,7 +154,7 @@ impl Authenticator {
     fn master(&self) -> AuthContext {
         AuthContext {
             principal: Principal::Master,
-            key_hash: Some(self.master_hash_hex.clone()),
+            key_hash: Some(self.master.load().hash_hex.clone()),
             key_alias: Some(self.master_alias.clone()),
         }
     }

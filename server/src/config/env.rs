@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     overlay: BTreeMap<String, String>,
+    /// Values of `aws_secretsmanager/…` references, read before the config.
+    secrets: BTreeMap<String, String>,
 }
 
 /// The value of a config string after `os.environ/NAME` resolution.
@@ -14,13 +16,23 @@ pub enum Resolved {
     Value(String),
     /// The string named an environment variable that is not set.
     MissingVar(String),
+    /// The string named a Secrets Manager secret that was not read.
+    MissingSecret(String),
 }
 
 const ENV_PREFIX: &str = "os.environ/";
 
 impl Env {
     pub fn with_overlay(overlay: BTreeMap<String, String>) -> Self {
-        Self { overlay }
+        Self {
+            overlay,
+            secrets: BTreeMap::new(),
+        }
+    }
+
+    pub fn with_secrets(mut self, secrets: BTreeMap<String, String>) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
@@ -31,8 +43,15 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
-    /// Resolves `os.environ/NAME` references; other strings are returned as they are.
+    /// Resolves `os.environ/NAME` and `aws_secretsmanager/ID[#field]`
+    /// references; other strings are returned as they are.
     pub fn resolve(&self, raw: &str) -> Resolved {
+        if raw.starts_with(super::secrets::PREFIX) {
+            return match self.secrets.get(raw) {
+                Some(v) => Resolved::Value(v.clone()),
+                None => Resolved::MissingSecret(raw.to_string()),
+            };
+        }
         match raw.strip_prefix(ENV_PREFIX) {
             Some(name) => match self.get(name) {
                 Some(v) => Resolved::Value(v),

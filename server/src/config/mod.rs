@@ -4,6 +4,7 @@ pub mod demo;
 pub mod env;
 pub mod litellm;
 pub mod providers;
+pub mod secrets;
 
 use crate::secret::Secret;
 use env::{Env, Resolved};
@@ -13,7 +14,6 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::Path;
 use std::time::Duration;
 
 /// A config that cannot be used: names the file, the field and the reason.
@@ -137,7 +137,8 @@ impl fmt::Display for DeploymentConfig {
 }
 
 /// Reads and validates a config file.
-pub fn load_file(path: &Path, env_override: Option<Env>) -> Result<Config, ConfigError> {
+#[cfg(test)]
+pub fn load_file(path: &std::path::Path, env_override: Option<Env>) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: file.clone(),
@@ -148,7 +149,18 @@ pub fn load_file(path: &Path, env_override: Option<Env>) -> Result<Config, Confi
 }
 
 /// Parses, validates and builds a config from YAML text; `file` names it in errors.
+#[cfg(test)]
 pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Config, ConfigError> {
+    load_str_with_secrets(text, file, env_override, BTreeMap::new())
+}
+
+/// [`load_str`] with the values of the file's `aws_secretsmanager/…` references.
+pub fn load_str_with_secrets(
+    text: &str,
+    file: &str,
+    env_override: Option<Env>,
+    secrets: BTreeMap<String, String>,
+) -> Result<Config, ConfigError> {
     let err = |path: String, reason: String| ConfigError {
         file: file.to_string(),
         path,
@@ -180,15 +192,17 @@ pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Con
         .map(|p| format!("{p}: not supported yet by Tollgate; ignored"))
         .collect();
 
-    let env = env_override.unwrap_or_else(|| {
-        Env::with_overlay(
-            raw.environment_variables
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.0.clone()))
-                .collect(),
-        )
-    });
+    let env = env_override
+        .unwrap_or_else(|| {
+            Env::with_overlay(
+                raw.environment_variables
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.0.clone()))
+                    .collect(),
+            )
+        })
+        .with_secrets(secrets);
 
     let mut deployments = Vec::new();
     for (i, entry) in raw.model_list.iter().enumerate() {
@@ -295,6 +309,12 @@ pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Con
                 format!("names environment variable {name}, which is not set"),
             ))
         }
+        Some(Resolved::MissingSecret(name)) => {
+            return Err(err(
+                "general_settings.master_key".into(),
+                format!("names secret {name}, which was not read"),
+            ))
+        }
     };
     if let Some(k) = &master_key {
         if !k.expose().starts_with("sk-") {
@@ -307,9 +327,9 @@ pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Con
     let database_url = match gs.database_url.as_deref().map(|k| env.resolve(k)) {
         None => None,
         Some(Resolved::Value(v)) => Some(v),
-        Some(Resolved::MissingVar(name)) => {
+        Some(Resolved::MissingVar(name) | Resolved::MissingSecret(name)) => {
             warnings.push(format!(
-                "general_settings.database_url: environment variable {name} is not set; using the default store"
+                "general_settings.database_url: {name} is not set; using the default store"
             ));
             None
         }
@@ -405,10 +425,8 @@ fn build_deployment(
     let mut resolve = |field: &str, raw: Option<&String>| -> Option<String> {
         match env.resolve(raw?) {
             Resolved::Value(v) => Some(v),
-            Resolved::MissingVar(name) => {
-                let msg = format!(
-                    "litellm_params.{field} names environment variable {name}, which is not set"
-                );
+            Resolved::MissingVar(name) | Resolved::MissingSecret(name) => {
+                let msg = format!("litellm_params.{field} names {name}, which is not set");
                 warnings.push(format!("{path}.litellm_params.{field}: environment variable {name} is not set; deployment {:?} will fail until it is", entry.model_name));
                 unusable.get_or_insert(msg);
                 None

@@ -235,7 +235,8 @@ impl<'s> Call<'s> {
         if let Some(Value::String(to)) = key.record.settings.aliases.get(model.as_str()) {
             *model = to.clone();
         }
-        let groups = self.state.router.access_groups(model);
+        let router = self.state.router.load();
+        let groups = router.access_groups(model);
         directory::model_allowed(key, model, &groups).map_err(GatewayError::Forbidden)?;
         match directory::budget_exceeded(&self.state.directory, Some(key)) {
             Some(m) => Err(GatewayError::BudgetExceeded(m)),
@@ -321,10 +322,10 @@ pub async fn chat(
 ) -> Result<(ChatResponse, RouteInfo), GatewayError> {
     let mut model = req.model.clone();
     let (mut call, gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, false)?;
-    let drop_default = state.router.drop_params;
+    let router = state.router.load_full();
+    let drop_default = router.drop_params;
     let req = Arc::new(req);
-    let result = state
-        .router
+    let result = router
         .route(&model, &gp.opts, |dep, _| {
             let req = Arc::clone(&req);
             let drop_params = gp
@@ -361,10 +362,10 @@ pub async fn chat_stream(
     let include_usage = req.include_usage();
     let mut model = req.model.clone();
     let (mut call, gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, true)?;
-    let drop_default = state.router.drop_params;
+    let router = state.router.load_full();
+    let drop_default = router.drop_params;
     let req = Arc::new(req);
-    let result = state
-        .router
+    let result = router
         .route(&model, &gp.opts, |dep, _| {
             let req = Arc::clone(&req);
             let drop_params = gp
@@ -518,8 +519,8 @@ pub async fn embeddings(
         false,
     )?;
     let req = Arc::new(req);
-    let result = state
-        .router
+    let router = state.router.load_full();
+    let result = router
         .route(&model, &gp.opts, |dep, _| {
             let mut r = (*req).clone();
             r.model = dep.config.upstream_model.clone();

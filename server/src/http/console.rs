@@ -76,6 +76,7 @@ impl app::ConsoleBackend for Backend {
     fn model_groups(&self) -> Vec<ModelGroupView> {
         self.0
             .router
+            .load()
             .groups()
             .map(|(name, deps)| ModelGroupView {
                 model_name: name.to_string(),

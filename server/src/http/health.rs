@@ -58,6 +58,7 @@ async fn health(
     }
     let deployments: Vec<Arc<Deployment>> = state
         .router
+        .load()
         .groups()
         .flat_map(|(_, ds)| ds.iter().cloned())
         .collect();

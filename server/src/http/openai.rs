@@ -247,7 +247,7 @@ fn model_object(id: &str, created: i64) -> serde_json::Value {
 /// Whether the caller's key may use a model group (the master key may use all).
 fn may_use(state: &SharedState, auth: &AuthContext, model: &str) -> bool {
     auth.key().is_none_or(|k| {
-        crate::directory::model_allowed(k, model, &state.router.access_groups(model)).is_ok()
+        crate::directory::model_allowed(k, model, &state.router.load().access_groups(model)).is_ok()
     })
 }
 
@@ -255,8 +255,8 @@ async fn list_models(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
 ) -> Response {
-    let data: Vec<_> = state
-        .router
+    let router = state.router.load();
+    let data: Vec<_> = router
         .groups()
         .filter(|(name, _)| may_use(&state, &auth, name))
         .map(|(name, _)| model_object(name, state.started_at))
@@ -269,7 +269,7 @@ async fn get_model(
     Extension(auth): Extension<AuthContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if state.router.has_model(&id) && may_use(&state, &auth, &id) {
+    if state.router.load().has_model(&id) && may_use(&state, &auth, &id) {
         Ok(axum::Json(model_object(&id, state.started_at)).into_response())
     } else {
         Err(
