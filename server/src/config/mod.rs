@@ -137,17 +137,6 @@ impl fmt::Display for DeploymentConfig {
 }
 
 /// Reads and validates a config file.
-#[cfg(test)]
-pub fn load_file(path: &std::path::Path, env_override: Option<Env>) -> Result<Config, ConfigError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: file.clone(),
-        path: "(file)".into(),
-        reason: e.to_string(),
-    })?;
-    load_str(&text, &file, env_override)
-}
-
 /// Parses, validates and builds a config from YAML text; `file` names it in errors.
 #[cfg(test)]
 pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Config, ConfigError> {
