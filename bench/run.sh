@@ -37,8 +37,8 @@ QUIET_WAIT="${BENCH_QUIET_WAIT:-60}"
 if [[ "${BENCH_PHASE:-}" != "measure" ]]; then
     command -v wrk >/dev/null || { echo "bench: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
     if [[ "${BENCH_SKIP_BUILD:-0}" != "1" ]]; then
-        echo "bench: building (cargo build --release -p server -p tollgate-bench) ..." >&2
-        (cd "$ROOT" && cargo build --release -p server -p tollgate-bench) >&2
+        echo "bench: building (cargo build --release -p server -p tollgate-bench -p app, as make build does, so nothing is rebuilt) ..." >&2
+        (cd "$ROOT" && cargo build --release -p server -p tollgate-bench -p app) >&2
     fi
     for b in tollgate mock-upstream passthrough ttft; do
         [[ -x "$BIN/$b" ]] || { echo "bench: missing $BIN/$b" >&2; exit 1; }

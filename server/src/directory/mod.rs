@@ -36,9 +36,12 @@ impl SpendCell {
         g.0 + g.1
     }
 
-    fn add_pending(&self, x: f64) {
+    /// Adds `x`; returns the total before and after.
+    fn add_pending(&self, x: f64) -> (f64, f64) {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let before = g.0 + g.1;
         g.1 += x;
+        (before, before + x)
     }
 
     fn settle(&self, delta: f64, db: f64) {
@@ -285,7 +288,19 @@ impl Directory {
         }
         self.proxy_spend.add_pending(amount);
         if let Some(k) = key {
-            k.spend.add_pending(amount);
+            let (before, after) = k.spend.add_pending(amount);
+            if let Some(soft) = k.record.settings.soft_budget {
+                if before < soft && after >= soft {
+                    tracing::warn!(
+                        key = %k.record.key_name,
+                        key_alias = k.record.key_alias.as_deref().unwrap_or(""),
+                        user_id = k.record.user_id.as_deref().unwrap_or(""),
+                        spend = after,
+                        soft_budget = soft,
+                        "key crossed its soft budget"
+                    );
+                }
+            }
             if let Some(u) = &k.user {
                 u.spend.add_pending(amount);
             }
@@ -353,6 +368,16 @@ impl Directory {
             }
         }
         Ok(())
+    }
+}
+
+impl KeyEntry {
+    /// Whether the key's spend has reached its `soft_budget` (it keeps working).
+    pub fn soft_budget_exceeded(&self) -> bool {
+        self.record
+            .settings
+            .soft_budget
+            .is_some_and(|s| self.spend.total() >= s)
     }
 }
 

@@ -442,3 +442,14 @@ def test_admin_changes_are_audited(gateway, http):
     assert [t["action"] for t in trail] == ["blocked", "updated", "created"]
     assert trail[1]["changed_by"] == "master_key"
     assert trail[1]["before_value"]["max_budget"] is None and trail[1]["updated_values"]["max_budget"] == 3
+
+
+def test_soft_budget_is_shown_and_does_not_block(gateway, http):
+    g = http.post("/key/generate", json={"soft_budget": 0.005}).json()
+    info = http.get("/key/info", params={"key": g["key"]}).json()["info"]
+    assert info["soft_budget_exceeded"] is False
+    chat(gateway, g["key"], "priced-mock")
+    chat(gateway, g["key"], "priced-mock")  # still allowed: a soft budget only warns
+    info = http.get("/key/info", params={"key": g["key"]}).json()["info"]
+    assert info["soft_budget_exceeded"] is True and info["soft_budget"] == 0.005
+    assert wait_until(lambda: "crossed its soft budget" in gateway.stderr())

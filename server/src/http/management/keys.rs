@@ -414,6 +414,10 @@ async fn info(
     let mut info = entry.record.view();
     if let Value::Object(o) = &mut info {
         o.insert("spend".into(), entry.spend.total().into());
+        o.insert(
+            "soft_budget_exceeded".into(),
+            entry.soft_budget_exceeded().into(),
+        );
     }
     Ok(json(serde_json::json!({"key": key, "info": info})))
 }
@@ -473,6 +477,10 @@ async fn list(
                 let mut v = k.record.view();
                 if let Value::Object(o) = &mut v {
                     o.insert("spend".into(), k.spend.total().into());
+                    o.insert(
+                        "soft_budget_exceeded".into(),
+                        k.soft_budget_exceeded().into(),
+                    );
                 }
                 v
             } else {
