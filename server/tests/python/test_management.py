@@ -453,3 +453,24 @@ def test_soft_budget_is_shown_and_does_not_block(gateway, http):
     info = http.get("/key/info", params={"key": g["key"]}).json()["info"]
     assert info["soft_budget_exceeded"] is True and info["soft_budget"] == 0.005
     assert wait_until(lambda: "crossed its soft budget" in gateway.stderr())
+
+
+def test_model_info_shows_prices_and_limits_never_secrets(gateway, http):
+    r = http.get("/model/info")
+    assert r.status_code == 200
+    data = r.json()["data"]
+    assert "sk-upstream-SECRET" not in r.text and "aws-secret" not in r.text
+    priced = [m for m in data if m["model_name"] == "priced-mock"][0]
+    assert priced["litellm_params"]["model"] == "openai/gpt-4o-mini"
+    assert "api_key" not in priced["litellm_params"]
+    assert priced["model_info"]["input_cost_per_token"] == 0.001
+    assert priced["model_info"]["access_groups"] == ["beta-models"]
+    gpt = [m for m in data if m["model_name"] == "gpt-mock"][0]
+    assert gpt["model_info"]["input_cost_per_token"] > 0  # from the bundled table
+    assert gpt["model_info"]["max_input_tokens"] >= 100000
+    one = http.get("/v1/model/info", params={"litellm_model_id": priced["model_info"]["id"]}).json()["data"]
+    assert [m["model_name"] for m in one] == ["priced-mock"]
+    assert http.get("/model/info", params={"litellm_model_id": "nope"}).status_code == 404
+    k = http.post("/key/generate", json={"models": ["beta-models"]}).json()["key"]
+    with as_key(gateway, k) as c:
+        assert [m["model_name"] for m in c.get("/model/info").json()["data"]] == ["priced-mock"]

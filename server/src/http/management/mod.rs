@@ -14,6 +14,7 @@
 //! `llm_api` keys cannot call these routes; `read_only` keys only read.
 
 mod keys;
+mod models;
 mod spend;
 mod teams;
 mod users;
@@ -34,6 +35,7 @@ pub fn routes() -> Router<SharedState> {
         .merge(users::routes())
         .merge(teams::routes())
         .merge(spend::routes())
+        .merge(models::routes())
 }
 
 /// Whether a route reads or writes.
