@@ -109,7 +109,6 @@ pub struct AwsParams {
 }
 
 #[derive(Debug, Clone, Default)]
-#[allow(dead_code)] // max_input_tokens, base_model and other are served by /model/info (management API).
 pub struct ModelInfo {
     pub mode: Option<String>,
     pub input_cost_per_token: Option<f64>,

@@ -235,9 +235,11 @@ impl<'s> Call<'s> {
         if let Some(Value::String(to)) = key.record.settings.aliases.get(model.as_str()) {
             *model = to.clone();
         }
-        let router = self.state.router.load();
-        let groups = router.access_groups(model);
-        directory::model_allowed(key, model, &groups).map_err(GatewayError::Forbidden)?;
+        self.state
+            .router
+            .load()
+            .check_access(key, model)
+            .map_err(GatewayError::Forbidden)?;
         match directory::budget_exceeded(&self.state.directory, Some(key)) {
             Some(m) => Err(GatewayError::BudgetExceeded(m)),
             None => Ok(()),

@@ -200,6 +200,22 @@ impl Router {
         self.groups.contains_key(name)
     }
 
+    /// Whether a key may call a model group: its `models`, its team's (or its
+    /// user's), with this group's access groups.
+    pub fn check_access(
+        &self,
+        key: &crate::directory::KeyEntry,
+        model: &str,
+    ) -> Result<(), String> {
+        crate::directory::model_allowed(key, model, &self.access_groups(model))
+    }
+
+    /// Whether the caller may use a model group (the master key may use all).
+    pub fn may_use(&self, auth: &crate::auth::AuthContext, model: &str) -> bool {
+        auth.key()
+            .is_none_or(|k| self.check_access(k, model).is_ok())
+    }
+
     /// The access groups (`model_info.access_groups`) a model group is in.
     pub fn access_groups(&self, name: &str) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();

@@ -244,13 +244,6 @@ fn model_object(id: &str, created: i64) -> serde_json::Value {
     json!({"id": id, "object": "model", "created": created, "owned_by": "tollgate"})
 }
 
-/// Whether the caller's key may use a model group (the master key may use all).
-fn may_use(state: &SharedState, auth: &AuthContext, model: &str) -> bool {
-    auth.key().is_none_or(|k| {
-        crate::directory::model_allowed(k, model, &state.router.load().access_groups(model)).is_ok()
-    })
-}
-
 async fn list_models(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
@@ -258,7 +251,7 @@ async fn list_models(
     let router = state.router.load();
     let data: Vec<_> = router
         .groups()
-        .filter(|(name, _)| may_use(&state, &auth, name))
+        .filter(|(name, _)| router.may_use(&auth, name))
         .map(|(name, _)| model_object(name, state.started_at))
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
@@ -269,7 +262,8 @@ async fn get_model(
     Extension(auth): Extension<AuthContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if state.router.load().has_model(&id) && may_use(&state, &auth, &id) {
+    let router = state.router.load();
+    if router.has_model(&id) && router.may_use(&auth, &id) {
         Ok(axum::Json(model_object(&id, state.started_at)).into_response())
     } else {
         Err(

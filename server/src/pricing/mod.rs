@@ -1,5 +1,3 @@
-#![allow(dead_code)] // used by the spend pipeline
-
 //! Bundled model price table: what a call costs in USD.
 //!
 //! # Where the prices come from

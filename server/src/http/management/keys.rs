@@ -30,7 +30,7 @@ pub fn routes() -> Router<SharedState> {
 }
 
 /// A new secret: 256 random bits, URL-safe base64, `sk-` prefix.
-fn new_secret() -> String {
+pub(super) fn new_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     format!(
@@ -40,7 +40,7 @@ fn new_secret() -> String {
 }
 
 /// `sk-...abcd`: recognisable, useless to a thief.
-fn display_name(secret: &str) -> String {
+pub(super) fn display_name(secret: &str) -> String {
     let tail: String = secret
         .chars()
         .rev()
@@ -50,24 +50,6 @@ fn display_name(secret: &str) -> String {
         .rev()
         .collect();
     format!("sk-...{tail}")
-}
-
-fn audit(
-    auth: &AuthContext,
-    action: &'static str,
-    id: &str,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> Audit {
-    Audit {
-        actor: auth.actor(),
-        actor_role: role_name(auth).to_string(),
-        action,
-        object_type: "key",
-        object_id: id.to_string(),
-        before,
-        after,
-    }
 }
 
 /// Applies `upperbound_key_generate_params` to a non-admin's key.
@@ -126,7 +108,7 @@ fn check_ceilings(
     Ok(())
 }
 
-fn expiry(duration: Option<&str>, now: i64) -> Result<Option<i64>, ApiError> {
+pub(super) fn expiry(duration: Option<&str>, now: i64) -> Result<Option<i64>, ApiError> {
     match duration {
         None => Ok(None),
         Some(d) => crate::directory::duration::parse(d)
@@ -266,7 +248,14 @@ async fn generate(
         .directory
         .apply(
             &[Change::PutKey(&rec)],
-            &[audit(&auth, "created", &rec.token, None, Some(rec.view()))],
+            &[audit(
+                &auth,
+                "key",
+                "created",
+                &rec.token,
+                None,
+                Some(rec.view()),
+            )],
         )
         .await
         .map_err(store_error)?;
@@ -278,6 +267,18 @@ async fn generate(
         );
     }
     Ok(json(out))
+}
+
+/// A key's view with its live spend and whether it passed its soft budget.
+fn live_view(k: &KeyEntry) -> Value {
+    let mut v = with_spend(k.record.view(), k.spend.total());
+    if let Value::Object(o) = &mut v {
+        o.insert(
+            "soft_budget_exceeded".into(),
+            k.soft_budget_exceeded().into(),
+        );
+    }
+    v
 }
 
 /// The key a request names (`key`: the secret or its hash), checked for access.
@@ -320,8 +321,7 @@ async fn update(
 ) -> Result<Response, ApiError> {
     gate(&auth, Access::Write)?;
     let mut m = body_map(&body)?;
-    let key = take_str(&mut m, "key")?
-        .ok_or_else(|| ApiError::bad_request("'key' is required").param("key"))?;
+    let key = require_str(&mut m, "key")?;
     let snap = state.directory.snapshot();
     let entry = find_key(&auth, &snap, &key, Access::Write)?;
     let before = entry.record.clone();
@@ -378,6 +378,7 @@ async fn update(
             &[Change::PutKey(&rec)],
             &[audit(
                 &auth,
+                "key",
                 "updated",
                 &rec.token,
                 Some(before.view()),
@@ -411,14 +412,7 @@ async fn info(
         _ => return Err(ApiError::bad_request("pass ?key=<key or token>").param("key")),
     };
     let entry = find_key(&auth, &snap, &key, Access::Read)?;
-    let mut info = entry.record.view();
-    if let Value::Object(o) = &mut info {
-        o.insert("spend".into(), entry.spend.total().into());
-        o.insert(
-            "soft_budget_exceeded".into(),
-            entry.soft_budget_exceeded().into(),
-        );
-    }
+    let info = live_view(&entry);
     Ok(json(serde_json::json!({"key": key, "info": info})))
 }
 
@@ -474,15 +468,7 @@ async fn list(
         .take(size as usize)
         .map(|k| {
             if q.return_full_object {
-                let mut v = k.record.view();
-                if let Value::Object(o) = &mut v {
-                    o.insert("spend".into(), k.spend.total().into());
-                    o.insert(
-                        "soft_budget_exceeded".into(),
-                        k.soft_budget_exceeded().into(),
-                    );
-                }
-                v
+                live_view(k)
             } else {
                 Value::String(k.record.token.clone())
             }
@@ -529,6 +515,7 @@ async fn delete(
         .map(|(_, k)| {
             audit(
                 &auth,
+                "key",
                 "deleted",
                 &k.record.token,
                 Some(k.record.view()),
@@ -554,8 +541,7 @@ async fn set_blocked(
 ) -> Result<Response, ApiError> {
     gate(&auth, Access::Write)?;
     let mut m = body_map(&body)?;
-    let key = take_str(&mut m, "key")?
-        .ok_or_else(|| ApiError::bad_request("'key' is required").param("key"))?;
+    let key = require_str(&mut m, "key")?;
     let snap = state.directory.snapshot();
     let entry = find_key(&auth, &snap, &key, Access::Write)?;
     let mut rec = entry.record.clone();
@@ -567,6 +553,7 @@ async fn set_blocked(
             &[Change::PutKey(&rec)],
             &[audit(
                 &auth,
+                "key",
                 if blocked { "blocked" } else { "unblocked" },
                 &rec.token,
                 Some(entry.record.view()),
@@ -600,8 +587,7 @@ async fn regenerate(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let mut m = body_map(&body)?;
-    let key = take_str(&mut m, "key")?
-        .ok_or_else(|| ApiError::bad_request("'key' is required").param("key"))?;
+    let key = require_str(&mut m, "key")?;
     do_regenerate(state, auth, key, m).await
 }
 
@@ -661,6 +647,7 @@ async fn do_regenerate(
             &changes,
             &[audit(
                 &auth,
+                "key",
                 "regenerated",
                 &rec.token,
                 Some(entry.record.view()),
@@ -670,13 +657,4 @@ async fn do_regenerate(
         .await
         .map_err(store_error)?;
     Ok(json(with_secret(&rec, &secret)))
-}
-
-/// A new key secret, for keys made along with a user.
-pub(super) fn new_secret_for_user() -> String {
-    new_secret()
-}
-
-pub(super) fn display_name_of(secret: &str) -> String {
-    display_name(secret)
 }

@@ -24,6 +24,7 @@ use crate::auth::AuthContext;
 use crate::directory::records::{Role, Settings};
 use crate::directory::{KeyEntry, Snapshot};
 use crate::state::SharedState;
+use crate::store::directory::Audit;
 use crate::store::StoreError;
 use axum::Router;
 use serde::de::DeserializeOwned;
@@ -130,6 +131,12 @@ fn take_str(m: &mut Map<String, Value>, field: &str) -> Result<Option<String>, A
     }
 }
 
+/// A string field the request must have.
+fn require_str(m: &mut Map<String, Value>, field: &str) -> Result<String, ApiError> {
+    take_str(m, field)?
+        .ok_or_else(|| ApiError::bad_request(format!("'{field}' is required")).param(field))
+}
+
 fn take_bool(m: &mut Map<String, Value>, field: &str) -> Result<Option<bool>, ApiError> {
     match m.remove(field) {
         None | Some(Value::Null) => Ok(None),
@@ -203,6 +210,35 @@ fn first_reset(settings: &Settings, now: i64) -> Option<i64> {
     crate::directory::duration::parse(d)
         .ok()
         .map(|p| crate::directory::duration::add(now, p))
+}
+
+/// The audit row of one admin change by the caller.
+fn audit(
+    auth: &AuthContext,
+    object_type: &'static str,
+    action: &'static str,
+    id: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> Audit {
+    Audit {
+        actor: auth.actor(),
+        actor_role: role_name(auth).to_string(),
+        action,
+        object_type,
+        object_id: id.to_string(),
+        before,
+        after,
+    }
+}
+
+/// A stored object's view with its live spend (what the database has plus
+/// what this process counted since).
+fn with_spend(mut view: Value, spend: f64) -> Value {
+    if let Value::Object(o) = &mut view {
+        o.insert("spend".into(), spend.into());
+    }
+    view
 }
 
 fn store_error(e: StoreError) -> ApiError {

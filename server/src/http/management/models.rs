@@ -113,11 +113,7 @@ async fn info(
     let router = state.router.load();
     let data: Vec<Value> = router
         .groups()
-        .filter(|(name, _)| {
-            auth.key().is_none_or(|k| {
-                crate::directory::model_allowed(k, name, &router.access_groups(name)).is_ok()
-            })
-        })
+        .filter(|(name, _)| router.may_use(&auth, name))
         .flat_map(|(_, ds)| ds.iter())
         .filter(|d| {
             q.litellm_model_id

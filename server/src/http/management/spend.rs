@@ -17,7 +17,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/spend/logs", get(logs))
         .route("/global/spend", get(global))
         .route("/global/spend/report", get(report))
-        .route("/audit", get(audit))
+        .route("/audit", get(audit_trail))
 }
 
 #[derive(Deserialize)]
@@ -28,7 +28,7 @@ struct AuditQuery {
 
 /// The audit trail of one key, user or team (`object_type` key|user|team;
 /// keys by token), newest first.
-async fn audit(
+async fn audit_trail(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
     Query(q): Query<AuditQuery>,

@@ -3,14 +3,16 @@
 
 use super::*;
 use crate::directory::records::{MemberRecord, TeamRecord, UserRecord};
+use crate::directory::TeamEntry;
 use crate::logs::now_ms;
-use crate::store::directory::{Audit, Change};
+use crate::store::directory::Change;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Extension;
 use serde::Deserialize;
+use std::sync::Arc;
 
 pub fn routes() -> Router<SharedState> {
     Router::new()
@@ -23,24 +25,6 @@ pub fn routes() -> Router<SharedState> {
         .route("/team/member_delete", post(member_delete))
         .route("/team/block", post(block))
         .route("/team/unblock", post(unblock))
-}
-
-fn audit(
-    auth: &AuthContext,
-    action: &'static str,
-    id: &str,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> Audit {
-    Audit {
-        actor: auth.actor(),
-        actor_role: role_name(auth).to_string(),
-        action,
-        object_type: "team",
-        object_id: id.to_string(),
-        before,
-        after,
-    }
 }
 
 /// LiteLLM's `{role, user_id?, user_email?}` member.
@@ -155,7 +139,14 @@ async fn new_team(
         .directory
         .apply(
             &changes,
-            &[audit(&auth, "created", &team_id, None, Some(view.clone()))],
+            &[audit(
+                &auth,
+                "team",
+                "created",
+                &team_id,
+                None,
+                Some(view.clone()),
+            )],
         )
         .await
         .map_err(store_error)?;
@@ -165,6 +156,12 @@ async fn new_team(
 #[derive(Deserialize)]
 struct InfoQuery {
     team_id: Option<String>,
+}
+
+fn find_team<'s>(snap: &'s Snapshot, team_id: &str) -> Result<&'s Arc<TeamEntry>, ApiError> {
+    snap.teams
+        .get(team_id)
+        .ok_or_else(|| ApiError::not_found(format!("Team not found: {team_id}")))
 }
 
 /// The caller may read the team: admins and viewers, and its members.
@@ -200,14 +197,8 @@ async fn info(
             "You are not a member of team {team_id}."
         )));
     }
-    let team = snap
-        .teams
-        .get(&team_id)
-        .ok_or_else(|| ApiError::not_found(format!("Team not found: {team_id}")))?;
-    let mut view = team.record.view(&snap.members);
-    if let Value::Object(o) = &mut view {
-        o.insert("spend".into(), team.spend.total().into());
-    }
+    let team = find_team(&snap, &team_id)?;
+    let view = with_spend(team.record.view(&snap.members), team.spend.total());
     let keys: Vec<Value> = snap
         .keys
         .values()
@@ -235,13 +226,9 @@ async fn update(
 ) -> Result<Response, ApiError> {
     admin_only(&auth, "update teams")?;
     let mut m = body_map(&body)?;
-    let team_id = take_str(&mut m, "team_id")?
-        .ok_or_else(|| ApiError::bad_request("'team_id' is required").param("team_id"))?;
+    let team_id = require_str(&mut m, "team_id")?;
     let snap = state.directory.snapshot();
-    let team = snap
-        .teams
-        .get(&team_id)
-        .ok_or_else(|| ApiError::not_found(format!("Team not found: {team_id}")))?;
+    let team = find_team(&snap, &team_id)?;
     let before = team.record.clone();
     let mut rec = before.clone();
     if m.contains_key("team_alias") {
@@ -264,6 +251,7 @@ async fn update(
             &[Change::PutTeam(&rec)],
             &[audit(
                 &auth,
+                "team",
                 "updated",
                 &team_id,
                 Some(before.view(&snap.members)),
@@ -291,12 +279,10 @@ async fn delete(
     let snap = state.directory.snapshot();
     let mut audits = Vec::new();
     for id in &ids {
-        let t = snap
-            .teams
-            .get(id)
-            .ok_or_else(|| ApiError::not_found(format!("Team not found: {id}")))?;
+        let t = find_team(&snap, id)?;
         audits.push(audit(
             &auth,
+            "team",
             "deleted",
             id,
             Some(t.record.view(&snap.members)),
@@ -336,13 +322,7 @@ async fn list(
                 .as_deref()
                 .is_none_or(|u| snap.team_role(&t.record.team_id, u).is_some())
         })
-        .map(|t| {
-            let mut v = t.record.view(&snap.members);
-            if let Value::Object(o) = &mut v {
-                o.insert("spend".into(), t.spend.total().into());
-            }
-            v
-        })
+        .map(|t| with_spend(t.record.view(&snap.members), t.spend.total()))
         .collect();
     teams.sort_by(|a, b| a["team_id"].as_str().cmp(&b["team_id"].as_str()));
     Ok(json(Value::Array(teams)))
@@ -355,17 +335,14 @@ async fn member_add(
 ) -> Result<Response, ApiError> {
     gate(&auth, Access::Write)?;
     let mut m = body_map(&body)?;
-    let team_id = take_str(&mut m, "team_id")?
-        .ok_or_else(|| ApiError::bad_request("'team_id' is required").param("team_id"))?;
+    let team_id = require_str(&mut m, "team_id")?;
     let snap = state.directory.snapshot();
     if !may_manage_team(&auth, &snap, &team_id) {
         return Err(ApiError::forbidden(format!(
             "Only a proxy_admin or an admin of team {team_id} may add members."
         )));
     }
-    if !snap.teams.contains_key(&team_id) {
-        return Err(ApiError::not_found(format!("Team not found: {team_id}")));
-    }
+    find_team(&snap, &team_id)?;
     let members: Vec<Member> = match m.remove("member") {
         Some(Value::Array(a)) => serde_json::from_value(Value::Array(a)),
         Some(v @ Value::Object(_)) => serde_json::from_value(v).map(|one| vec![one]),
@@ -390,7 +367,14 @@ async fn member_add(
         .directory
         .apply(
             &changes,
-            &[audit(&auth, "member_added", &team_id, None, Some(added))],
+            &[audit(
+                &auth,
+                "team",
+                "member_added",
+                &team_id,
+                None,
+                Some(added),
+            )],
         )
         .await
         .map_err(store_error)?;
@@ -399,10 +383,7 @@ async fn member_add(
 
 fn team_view(state: &SharedState, team_id: &str) -> Result<Response, ApiError> {
     let snap = state.directory.snapshot();
-    let team = snap
-        .teams
-        .get(team_id)
-        .ok_or_else(|| ApiError::not_found(format!("Team not found: {team_id}")))?;
+    let team = find_team(&snap, team_id)?;
     Ok(json(team.record.view(&snap.members)))
 }
 
@@ -413,8 +394,7 @@ async fn member_delete(
 ) -> Result<Response, ApiError> {
     gate(&auth, Access::Write)?;
     let mut m = body_map(&body)?;
-    let team_id = take_str(&mut m, "team_id")?
-        .ok_or_else(|| ApiError::bad_request("'team_id' is required").param("team_id"))?;
+    let team_id = require_str(&mut m, "team_id")?;
     let snap = state.directory.snapshot();
     if !may_manage_team(&auth, &snap, &team_id) {
         return Err(ApiError::forbidden(format!(
@@ -446,6 +426,7 @@ async fn member_delete(
             }],
             &[audit(
                 &auth,
+                "team",
                 "member_deleted",
                 &team_id,
                 Some(serde_json::json!({"user_id": user_id})),
@@ -472,13 +453,9 @@ async fn set_blocked(
         },
     )?;
     let mut m = body_map(&body)?;
-    let team_id = take_str(&mut m, "team_id")?
-        .ok_or_else(|| ApiError::bad_request("'team_id' is required").param("team_id"))?;
+    let team_id = require_str(&mut m, "team_id")?;
     let snap = state.directory.snapshot();
-    let team = snap
-        .teams
-        .get(&team_id)
-        .ok_or_else(|| ApiError::not_found(format!("Team not found: {team_id}")))?;
+    let team = find_team(&snap, &team_id)?;
     let mut rec = team.record.clone();
     rec.blocked = blocked;
     rec.updated_at = now_ms();
@@ -488,6 +465,7 @@ async fn set_blocked(
             &[Change::PutTeam(&rec)],
             &[audit(
                 &auth,
+                "team",
                 if blocked { "blocked" } else { "unblocked" },
                 &team_id,
                 Some(team.record.view(&snap.members)),

@@ -4,7 +4,7 @@ use super::*;
 use crate::auth::hash_key;
 use crate::directory::records::{KeyRecord, MemberRecord, UserRecord};
 use crate::logs::now_ms;
-use crate::store::directory::{Audit, Change};
+use crate::store::directory::Change;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -19,24 +19,6 @@ pub fn routes() -> Router<SharedState> {
         .route("/user/update", post(update))
         .route("/user/delete", post(delete))
         .route("/user/list", get(list))
-}
-
-fn audit(
-    auth: &AuthContext,
-    action: &'static str,
-    id: &str,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> Audit {
-    Audit {
-        actor: auth.actor(),
-        actor_role: role_name(auth).to_string(),
-        action,
-        object_type: "user",
-        object_id: id.to_string(),
-        before,
-        after,
-    }
 }
 
 async fn new_user(
@@ -110,23 +92,16 @@ async fn new_user(
         })
         .collect();
     let key = if auto_create_key {
-        let secret = super::keys::new_secret_for_user();
+        let secret = super::keys::new_secret();
         Some((
             KeyRecord {
                 token: hash_key(&secret),
-                key_name: super::keys::display_name_of(&secret),
+                key_name: super::keys::display_name(&secret),
                 key_alias,
                 user_id: Some(user_id.clone()),
                 team_id: None,
                 blocked: false,
-                expires_at: match &duration {
-                    Some(d) => Some(
-                        crate::directory::duration::parse(d)
-                            .map(|p| crate::directory::duration::add(now, p))
-                            .map_err(|e| ApiError::bad_request(e).param("duration"))?,
-                    ),
-                    None => None,
-                },
+                expires_at: super::keys::expiry(duration.as_deref(), now)?,
                 spend: 0.0,
                 budget_reset_at: None,
                 settings: Settings::default(),
@@ -150,6 +125,7 @@ async fn new_user(
             &changes,
             &[audit(
                 &auth,
+                "user",
                 "created",
                 &user.user_id,
                 None,
@@ -218,10 +194,7 @@ async fn info(
     if !auth.reads_all() && auth.user_id() != Some(id.as_str()) {
         return Err(ApiError::forbidden("You may only read your own user."));
     }
-    let mut view = user.record.view();
-    if let Value::Object(o) = &mut view {
-        o.insert("spend".into(), user.spend.total().into());
-    }
+    let view = with_spend(user.record.view(), user.spend.total());
     let keys: Vec<Value> = snap
         .keys
         .values()
@@ -292,6 +265,7 @@ async fn update(
             &[Change::PutUser(&rec)],
             &[audit(
                 &auth,
+                "user",
                 "updated",
                 &rec.user_id,
                 Some(before.view()),
@@ -323,7 +297,14 @@ async fn delete(
             .users
             .get(id)
             .ok_or_else(|| ApiError::not_found(format!("User not found: {id}")))?;
-        audits.push(audit(&auth, "deleted", id, Some(u.record.view()), None));
+        audits.push(audit(
+            &auth,
+            "user",
+            "deleted",
+            id,
+            Some(u.record.view()),
+            None,
+        ));
     }
     let changes: Vec<Change> = ids.iter().map(|id| Change::DeleteUser(id)).collect();
     state
@@ -388,13 +369,7 @@ async fn list(
         .iter()
         .skip(((page - 1) * size) as usize)
         .take(size as usize)
-        .map(|u| {
-            let mut v = u.record.view();
-            if let Value::Object(o) = &mut v {
-                o.insert("spend".into(), u.spend.total().into());
-            }
-            v
-        })
+        .map(|u| with_spend(u.record.view(), u.spend.total()))
         .collect();
     Ok(json(serde_json::json!({
         "users": items,
