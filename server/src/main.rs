@@ -1,6 +1,7 @@
 //! `tollgate`: an LLM gateway and its admin console in one process.
 
 mod auth;
+mod catalog;
 mod config;
 mod directory;
 mod gateway;
@@ -111,7 +112,7 @@ fn init_tracing() {
 }
 
 async fn check_config(path: &std::path::Path) -> Result<(), String> {
-    let (cfg, _) = load_config(Some(path.to_path_buf())).await?;
+    let (cfg, _) = catalog::load_config(Some(path.to_path_buf())).await?;
     for w in &cfg.warnings {
         println!("warning: {w}");
     }
@@ -123,90 +124,8 @@ async fn check_config(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The config's text, kept to rebuild the config when its secrets change.
-struct ConfigSource {
-    text: String,
-    file: String,
-    references: Vec<String>,
-    secrets: std::collections::BTreeMap<String, String>,
-}
-
-/// Reads the config (or builds the demo one) and the Secrets Manager secrets it names.
-async fn load_config(path: Option<PathBuf>) -> Result<(config::Config, ConfigSource), String> {
-    let (text, file) = match path {
-        Some(p) => (
-            std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?,
-            p.display().to_string(),
-        ),
-        None => {
-            let found = config::demo::discover(&Env::default()).await;
-            (config::demo::yaml(&found), "<demo config>".to_string())
-        }
-    };
-    let references = config::secrets::references(&text);
-    let secrets = config::secrets::fetch(&references).await?;
-    let cfg = config::load_str_with_secrets(&text, &file, None, secrets.clone())
-        .map_err(|e| e.to_string())?;
-    Ok((
-        cfg,
-        ConfigSource {
-            text,
-            file,
-            references,
-            secrets,
-        },
-    ))
-}
-
-/// Re-reads the config's secrets every `every`; when one changed, rebuilds the
-/// model router and swaps the master key, without a restart.
-fn spawn_secret_refresh(
-    state: Arc<state::AppState>,
-    source: ConfigSource,
-    http: providers::upstream::HttpClient,
-    master_from_env: bool,
-    every: std::time::Duration,
-    stop: tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut current = source.secrets.clone();
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.cancelled() => return,
-            }
-            let fresh = match config::secrets::fetch(&source.references).await {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::warn!(error = %e, "refreshing secrets failed; keeping the current ones");
-                    continue;
-                }
-            };
-            if fresh == current {
-                continue;
-            }
-            match config::load_str_with_secrets(&source.text, &source.file, None, fresh.clone()) {
-                Ok(cfg) => {
-                    let router = gateway::router::Router::new(&cfg, &http).await;
-                    state.router.store(Arc::new(router));
-                    if !master_from_env {
-                        if let Some(k) = &cfg.master_key {
-                            state.auth.set_master_key(k);
-                        }
-                    }
-                    tracing::info!("secrets changed: deployments and master key reloaded");
-                    current = fresh;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "config with the new secrets is invalid; keeping the current one")
-                }
-            }
-        }
-    })
-}
-
 async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<(), String> {
-    let (cfg, source) = load_config(config_path).await?;
+    let (cfg, source) = catalog::load_config(config_path).await?;
     for w in &cfg.warnings {
         tracing::warn!("config {}: {w}", cfg.source);
     }
@@ -252,7 +171,17 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
     let background = tokio_util::sync::CancellationToken::new();
     let poller = directory.spawn_poller(background.clone());
     let (log_sink, log_writer) = logs::LogWriter::start(store.clone(), directory.clone());
+    if env.get("TOLLGATE_SALT_KEY").is_none() && env.get("LITELLM_SALT_KEY").is_none() {
+        tracing::info!("no TOLLGATE_SALT_KEY: provider keys of models added through the API are sealed with the master key, and cannot be read if it changes");
+    }
+    let catalog = catalog::Catalog::new(
+        source,
+        catalog::sealer(&env, &master_key)?,
+        http,
+        master_from_env,
+    );
     let state = Arc::new(state::AppState {
+        catalog,
         router: arc_swap::ArcSwap::from_pointee(router),
         store,
         logs: log_sink,
@@ -262,21 +191,18 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
         started_at: providers::now_secs(),
     });
 
-    let refresher = (!source.references.is_empty()).then(|| {
-        let every = env
-            .get("TOLLGATE_SECRETS_REFRESH_SECS")
-            .and_then(|s| s.parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 1.0)
-            .unwrap_or(300.0);
-        spawn_secret_refresh(
-            state.clone(),
-            source,
-            http.clone(),
-            master_from_env,
-            std::time::Duration::from_secs_f64(every),
-            background.clone(),
-        )
-    });
+    // Models added through the API are served from the first request on.
+    state.catalog.sync(&state).await;
+    let every = env
+        .get("TOLLGATE_SECRETS_REFRESH_SECS")
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 1.0)
+        .unwrap_or(300.0);
+    let keeper = catalog::spawn_keeper(
+        state.clone(),
+        std::time::Duration::from_secs_f64(every),
+        background.clone(),
+    );
 
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
@@ -306,9 +232,7 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
     tracing::info!("shutting down: flushing request logs");
     background.cancel();
     let _ = poller.await;
-    if let Some(r) = refresher {
-        let _ = r.await;
-    }
+    let _ = keeper.await;
     drop(state);
     log_writer.shutdown().await;
     Ok(())

@@ -9,8 +9,10 @@ use crate::store::Store;
 use std::sync::Arc;
 
 pub struct AppState {
-    /// Swapped whole when the config's secrets change.
+    /// Swapped whole when the config's secrets or the database's models change.
     pub router: arc_swap::ArcSwap<Router>,
+    /// What the router is built from, and how to rebuild it.
+    pub catalog: crate::catalog::Catalog,
     pub store: Store,
     pub logs: LogSink,
     pub auth: Authenticator,

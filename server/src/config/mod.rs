@@ -94,6 +94,21 @@ pub struct DeploymentConfig {
     pub model_info: ModelInfo,
     /// Set when the deployment cannot be called (e.g. its key names an unset variable); calls fail with it.
     pub unusable: Option<String>,
+    /// Added through `/model/new` (kept in the database), not the config file.
+    pub db_model: bool,
+}
+
+/// A deployment added through the management API, as stored: LiteLLM's
+/// `{model_name, litellm_params, model_info}` under its own id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbModel {
+    pub model_id: String,
+    pub model_name: String,
+    pub litellm_params: Map<String, Value>,
+    pub model_info: Map<String, Value>,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -135,19 +150,21 @@ impl fmt::Display for DeploymentConfig {
     }
 }
 
-/// Reads and validates a config file.
 /// Parses, validates and builds a config from YAML text; `file` names it in errors.
 #[cfg(test)]
 pub fn load_str(text: &str, file: &str, env_override: Option<Env>) -> Result<Config, ConfigError> {
-    load_str_with_secrets(text, file, env_override, BTreeMap::new())
+    load_str_with_secrets(text, file, env_override, BTreeMap::new(), &[])
 }
 
-/// [`load_str`] with the values of the file's `aws_secretsmanager/…` references.
+/// [`load_str`] with the values of the file's `aws_secretsmanager/…` references,
+/// and the deployments kept in the database (secrets decrypted). A database
+/// deployment that cannot be built is skipped with a warning, never fatal.
 pub fn load_str_with_secrets(
     text: &str,
     file: &str,
     env_override: Option<Env>,
     secrets: BTreeMap<String, String>,
+    db_models: &[DbModel],
 ) -> Result<Config, ConfigError> {
     let err = |path: String, reason: String| ConfigError {
         file: file.to_string(),
@@ -199,6 +216,25 @@ pub fn load_str_with_secrets(
             Ok(Some(d)) => deployments.push(d),
             Ok(None) => {}
             Err((p, reason)) => return Err(err(p, reason)),
+        }
+    }
+    let config_ids: std::collections::HashSet<String> =
+        deployments.iter().map(|d| d.id.clone()).collect();
+    for m in db_models {
+        if config_ids.contains(&m.model_id) {
+            warnings.push(format!(
+                "database model {}: its id is also a config file deployment's; skipped",
+                m.model_id
+            ));
+            continue;
+        }
+        match db_deployment(m, &env) {
+            Ok((Some(d), mut w)) => {
+                warnings.append(&mut w);
+                deployments.push(d);
+            }
+            Ok((None, mut w)) => warnings.append(&mut w),
+            Err(e) => warnings.push(format!("database model {}: {e}; skipped", m.model_id)),
         }
     }
     let mut seen = HashMap::new();
@@ -359,6 +395,39 @@ pub fn load_str_with_secrets(
 }
 
 type FieldError = (String, String);
+
+/// Builds a database deployment as the config file's would be; returns the
+/// deployment (none if its provider is not supported) and the warnings about
+/// it, or the field that makes it invalid.
+pub fn db_deployment(
+    m: &DbModel,
+    env: &Env,
+) -> Result<(Option<DeploymentConfig>, Vec<String>), String> {
+    let path = format!("model {}", m.model_id);
+    let raw = serde_json::json!({
+        "model_name": m.model_name,
+        "litellm_params": m.litellm_params,
+        "model_info": m.model_info,
+    });
+    let mut warnings = Vec::new();
+    let mut ignored = Vec::new();
+    let entry: RawModelEntry = serde_ignored::deserialize(raw, |p| ignored.push(field_path(&p)))
+        .map_err(|e| format!("{path}: {e}"))?;
+    for p in ignored {
+        warnings.push(format!(
+            "{path}: {p}: not supported yet by Tollgate; ignored"
+        ));
+    }
+    match build_deployment(&entry, &path, env, &mut warnings) {
+        Ok(Some(mut d)) => {
+            d.id = m.model_id.clone();
+            d.db_model = true;
+            Ok((Some(d), warnings))
+        }
+        Ok(None) => Ok((None, warnings)),
+        Err((p, reason)) => Err(format!("{p}: {reason}")),
+    }
+}
 
 /// A field path as users read it: `model_list[3].litellm_params.rpm`.
 fn field_path(p: &serde_ignored::Path<'_>) -> String {
@@ -550,6 +619,7 @@ fn build_deployment(
         defaults: p.request_defaults(),
         model_info,
         unusable,
+        db_model: false,
     }))
 }
 

@@ -88,6 +88,8 @@ pub struct Snapshot {
     pub users_by_email: HashMap<String, String>,
     pub teams: HashMap<String, Arc<TeamEntry>>,
     pub members: Vec<MemberRecord>,
+    /// Deployments added through the API, secrets sealed.
+    pub models: Arc<Vec<crate::config::DbModel>>,
 }
 
 impl Snapshot {
@@ -126,6 +128,8 @@ pub struct Directory {
     pub proxy_spend: Arc<SpendCell>,
     pub proxy_budget: ProxyBudget,
     reload_lock: tokio::sync::Mutex<()>,
+    /// The version of the snapshot in use, for tasks that follow changes.
+    version_tx: tokio::sync::watch::Sender<i64>,
 }
 
 /// Why a presented key is refused.
@@ -148,6 +152,7 @@ impl Directory {
             proxy_spend: Arc::new(SpendCell::default()),
             proxy_budget,
             reload_lock: tokio::sync::Mutex::new(()),
+            version_tx: tokio::sync::watch::Sender::new(0),
         });
         dir.reload().await?;
         Ok(dir)
@@ -155,6 +160,11 @@ impl Directory {
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snap.load_full()
+    }
+
+    /// Wakes on every reload (the value is the directory's version).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.version_tx.subscribe()
     }
 
     fn cell(&self, kind: SpendKind, id: &str) -> Arc<SpendCell> {
@@ -167,7 +177,9 @@ impl Directory {
         let _guard = self.reload_lock.lock().await;
         let loaded = self.store.load_directory().await?;
         let snap = self.build(loaded);
+        let version = snap.version;
         self.snap.store(Arc::new(snap));
+        self.version_tx.send_replace(version);
         Ok(())
     }
 
@@ -232,6 +244,7 @@ impl Directory {
             users_by_email,
             teams,
             members: l.members,
+            models: Arc::new(l.models),
         }
     }
 

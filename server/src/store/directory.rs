@@ -4,8 +4,9 @@
 //! The statements are the same text on SQLite and Postgres (`$n` parameters).
 
 use super::{Store, StoreError};
+use crate::config::DbModel;
 use crate::directory::records::{KeyRecord, MemberRecord, Role, Settings, TeamRecord, UserRecord};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Runs the same code on whichever pool the store has.
 macro_rules! both {
@@ -25,6 +26,8 @@ pub struct Loaded {
     pub teams: Vec<TeamRecord>,
     pub members: Vec<MemberRecord>,
     pub keys: Vec<KeyRecord>,
+    /// Deployments added through the API, secrets still encrypted.
+    pub models: Vec<DbModel>,
     pub proxy_spend: f64,
 }
 
@@ -48,6 +51,8 @@ pub enum Change<'a> {
         new: &'a str,
         key_name: &'a str,
     },
+    PutModel(&'a DbModel),
+    DeleteModel(&'a str),
 }
 
 /// Who changed what, kept in `audit_log`.
@@ -60,6 +65,24 @@ pub struct Audit {
     pub object_id: String,
     pub before: Option<Value>,
     pub after: Option<Value>,
+}
+
+type ModelRow = (String, String, String, String, Option<String>, i64, i64);
+
+fn model_of(r: ModelRow) -> DbModel {
+    let map = |s: &str| match serde_json::from_str(s) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    DbModel {
+        model_id: r.0,
+        model_name: r.1,
+        litellm_params: map(&r.2),
+        model_info: map(&r.3),
+        created_by: r.4,
+        created_at: r.5,
+        updated_at: r.6,
+    }
 }
 
 type AuditRow = (i64, String, String, String, Option<String>, Option<String>);
@@ -204,6 +227,12 @@ impl Store {
             let keys: Vec<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {KEY_COLS} FROM api_keys")))
                 .fetch_all(&mut *tx)
                 .await?;
+            let models: Vec<ModelRow> = sqlx::query_as(
+                "SELECT model_id, model_name, litellm_params, model_info, created_by, created_at, updated_at \
+                 FROM proxy_models ORDER BY created_at, model_id",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
             let proxy_spend: f64 = sqlx::query_scalar("SELECT spend FROM proxy_spend WHERE id = 1")
                 .fetch_one(&mut *tx)
                 .await?;
@@ -217,6 +246,7 @@ impl Store {
                     .map(|(team_id, user_id, role)| MemberRecord { team_id, user_id, role })
                     .collect(),
                 keys: keys.into_iter().map(key_of).collect(),
+                models: models.into_iter().map(model_of).collect(),
                 proxy_spend,
             })
         })
@@ -377,6 +407,31 @@ impl Store {
                         .execute(&mut *tx)
                         .await
                         .map_err(conflict)?;
+                    }
+                    Change::PutModel(m) => {
+                        sqlx::query(
+                            "INSERT INTO proxy_models (model_id, model_name, litellm_params, model_info, \
+                             created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                             ON CONFLICT (model_id) DO UPDATE SET model_name = excluded.model_name, \
+                             litellm_params = excluded.litellm_params, model_info = excluded.model_info, \
+                             updated_at = excluded.updated_at",
+                        )
+                        .bind(&m.model_id)
+                        .bind(&m.model_name)
+                        .bind(Value::Object(m.litellm_params.clone()).to_string())
+                        .bind(Value::Object(m.model_info.clone()).to_string())
+                        .bind(&m.created_by)
+                        .bind(m.created_at)
+                        .bind(m.updated_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(conflict)?;
+                    }
+                    Change::DeleteModel(id) => {
+                        sqlx::query("DELETE FROM proxy_models WHERE model_id = $1")
+                            .bind(*id)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                 }
             }

@@ -309,6 +309,10 @@ ADMIN_ONLY = [
     ("POST", "/team/delete", {"team_ids": ["x"]}),
     ("POST", "/team/block", {"team_id": "x"}),
     ("POST", "/team/unblock", {"team_id": "x"}),
+    ("POST", "/model/new", {"model_name": "x", "litellm_params": {"model": "openai/m", "api_base": "http://127.0.0.1:9"}}),
+    ("POST", "/model/update", {"model_info": {"id": "x"}}),
+    ("PATCH", "/model/x/update", {}),
+    ("POST", "/model/delete", {"id": "x"}),
 ]
 READERS_OF_ALL = [("GET", "/user/list", None), ("GET", "/global/spend", None), ("GET", "/global/spend/report", None)]
 
@@ -325,7 +329,7 @@ def people(gateway):
 
 
 def call(c: httpx.Client, method: str, path: str, body):
-    return c.request(method, path, json=body) if method == "POST" else c.get(path)
+    return c.get(path) if method == "GET" else c.request(method, path, json=body)
 
 
 @pytest.mark.parametrize("method,path,body", ADMIN_ONLY)

@@ -68,3 +68,29 @@ def test_spend_from_both_processes_equals_the_logged_rows(gateway, second):
                 lambda c=c: abs(c.get("/key/info", params={"key": key}).json()["info"]["spend"] - logged) < 1e-9,
                 timeout=10,
             ), (c.base_url, c.get("/key/info", params={"key": key}).json()["info"]["spend"], logged)
+
+
+def test_a_model_added_through_one_process_is_served_by_the_other(gateway, second, mock):
+    name = "shared-db-model"
+    with admin(gateway.url) as a:
+        r = a.post(
+            "/model/new",
+            json={"model_name": name, "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": f"{mock.url}/v1", "api_key": "sk-x"}},
+        )
+        assert r.status_code == 200, r.text
+        model_id = r.json()["model_id"]
+
+    def served_by_second():
+        r = httpx.post(
+            second.url + "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {MASTER_KEY}"},
+            json={"model": name, "messages": [{"role": "user", "content": "hi"}]},
+            timeout=30,
+        )
+        return r.status_code == 200
+
+    assert wait_until(served_by_second, timeout=10)
+    with admin(second.url) as b:
+        assert b.post("/model/delete", json={"id": model_id}).status_code == 200
+    with admin(gateway.url) as a:
+        assert wait_until(lambda: a.get("/model/info", params={"litellm_model_id": model_id}).status_code == 404, timeout=10)
