@@ -185,6 +185,9 @@ impl Directory {
 
     fn build(&self, l: Loaded) -> Snapshot {
         self.proxy_spend.set_db(l.proxy_spend);
+        for (id, spend) in &l.key_model_spend {
+            self.cell(SpendKind::KeyModel, id).set_db(*spend);
+        }
         let mut user_teams: HashMap<&str, Vec<(String, String)>> = HashMap::new();
         for m in &l.members {
             user_teams
@@ -294,13 +297,25 @@ impl Directory {
         self.reload().await
     }
 
-    /// Counts a request's spend at once, before its log is written.
-    pub fn record_spend(&self, key: Option<&KeyEntry>, amount: f64) {
+    /// A key's spend on one model (counted only for models in its `model_max_budget`).
+    pub fn key_model_spend(&self, key: &KeyEntry, model: &str) -> Arc<SpendCell> {
+        self.cell(
+            SpendKind::KeyModel,
+            &crate::store::directory::key_model_id(&key.record.token, model),
+        )
+    }
+
+    /// Counts a request's spend at once, before its log is written. `model`
+    /// is the model group that answered.
+    pub fn record_spend(&self, key: Option<&KeyEntry>, model: Option<&str>, amount: f64) {
         if amount <= 0.0 || !amount.is_finite() {
             return;
         }
         self.proxy_spend.add_pending(amount);
         if let Some(k) = key {
+            if let Some(m) = model.filter(|m| k.record.settings.model_max_budget.contains_key(*m)) {
+                self.key_model_spend(k, m).add_pending(amount);
+            }
             let (before, after) = k.spend.add_pending(amount);
             if let Some(soft) = k.record.settings.soft_budget {
                 if before < soft && after >= soft {
@@ -439,8 +454,8 @@ pub fn model_allowed(key: &KeyEntry, model: &str, access_groups: &[&str]) -> Res
     Ok(())
 }
 
-/// The first budget a call would exceed, in words, or none.
-pub fn budget_exceeded(dir: &Directory, key: Option<&KeyEntry>) -> Option<String> {
+/// The first budget a call to `model` would exceed, in words, or none.
+pub fn budget_exceeded(dir: &Directory, key: Option<&KeyEntry>, model: &str) -> Option<String> {
     let over = |spend: f64, max: Option<f64>| max.filter(|m| spend >= *m).map(|m| (spend, m));
     if let Some((s, m)) = over(dir.proxy_spend.total(), dir.proxy_budget.max_budget) {
         return Some(format!(
@@ -453,6 +468,17 @@ pub fn budget_exceeded(dir: &Directory, key: Option<&KeyEntry>) -> Option<String
             "Budget has been exceeded for key {}: spend {s}, max_budget {m}",
             k.record.key_name
         ));
+    }
+    if let Some(b) = k.record.settings.model_budget(model) {
+        if let Some((s, m)) = over(dir.key_model_spend(k, model).total(), Some(b.limit)) {
+            return Some(format!(
+                "Budget has been exceeded for key {} on model={model}: spend {s}, model_max_budget {m}{}",
+                k.record.key_name,
+                b.period
+                    .map(|p| format!(" per {p}"))
+                    .unwrap_or_default()
+            ));
+        }
     }
     if let Some(u) = &k.user {
         if let Some((s, m)) = over(u.spend.total(), u.record.settings.max_budget) {

@@ -89,6 +89,54 @@ impl Settings {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
     }
+
+    /// The key's budget for one model (`model_max_budget`), if it has one.
+    pub fn model_budget(&self, model: &str) -> Option<ModelBudget> {
+        self.model_max_budget
+            .get(model)
+            .and_then(|v| ModelBudget::parse(v).ok())
+    }
+}
+
+/// One entry of `model_max_budget`: LiteLLM's `{"budget_limit": 0.5,
+/// "time_period": "1d"}`, or a bare number (no period).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelBudget {
+    pub limit: f64,
+    pub period: Option<String>,
+}
+
+impl ModelBudget {
+    pub fn parse(v: &Value) -> Result<ModelBudget, String> {
+        let number = |v: &Value| {
+            match v {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            }
+            .filter(|n| n.is_finite() && *n >= 0.0)
+        };
+        let (limit, period) = match v {
+            Value::Object(o) => (
+                o.get("budget_limit")
+                    .and_then(number)
+                    .ok_or("budget_limit must be a number ≥ 0")?,
+                match o.get("time_period") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(p)) => {
+                        super::duration::parse(p)?;
+                        Some(p.clone())
+                    }
+                    Some(_) => return Err("time_period must be a duration such as \"1d\"".into()),
+                },
+            ),
+            other => (
+                number(other).ok_or("must be a number ≥ 0 or {budget_limit, time_period}")?,
+                None,
+            ),
+        };
+        Ok(ModelBudget { limit, period })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

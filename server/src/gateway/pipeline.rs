@@ -218,7 +218,7 @@ impl<'s> Call<'s> {
     /// Key type, model access (after the key's aliases) and budgets. No I/O.
     fn admit(&self, model: &mut String) -> Result<(), GatewayError> {
         let Some(key) = &self.key else {
-            return match directory::budget_exceeded(&self.state.directory, None) {
+            return match directory::budget_exceeded(&self.state.directory, None, model) {
                 Some(m) => Err(GatewayError::BudgetExceeded(m)),
                 None => Ok(()),
             };
@@ -240,7 +240,7 @@ impl<'s> Call<'s> {
             .load()
             .check_access(key, model)
             .map_err(GatewayError::Forbidden)?;
-        match directory::budget_exceeded(&self.state.directory, Some(key)) {
+        match directory::budget_exceeded(&self.state.directory, Some(key), model) {
             Some(m) => Err(GatewayError::BudgetExceeded(m)),
             None => Ok(()),
         }
@@ -270,9 +270,11 @@ impl<'s> Call<'s> {
         self.log.outcome = "success";
         self.log.ended_at_ms = now_ms();
         self.log.latency_ms = self.started.elapsed().as_millis() as u64;
-        self.state
-            .directory
-            .record_spend(self.key.as_deref(), self.log.spend);
+        self.state.directory.record_spend(
+            self.key.as_deref(),
+            self.log.model_group.as_deref(),
+            self.log.spend,
+        );
         self.state.logs.send(self.log);
     }
 
@@ -447,9 +449,11 @@ impl LoggedStream {
         log.error = self.failed.take();
         log.ended_at_ms = now_ms();
         log.latency_ms = self.started.elapsed().as_millis() as u64;
-        self.spend_to
-            .0
-            .record_spend(self.spend_to.1.as_deref(), log.spend);
+        self.spend_to.0.record_spend(
+            self.spend_to.1.as_deref(),
+            log.model_group.as_deref(),
+            log.spend,
+        );
         self.sink.send(log);
     }
 }

@@ -168,23 +168,35 @@ async fn run(store: Writer, mut rx: mpsc::Receiver<RequestLog>, stop: Cancellati
     write(&store, &mut batch).await;
 }
 
-/// What a batch adds to each spend counter.
-fn spend_deltas(batch: &[RequestLog]) -> Vec<(SpendKind, String, f64)> {
-    let mut sums: HashMap<(SpendKind, &str), f64> = HashMap::new();
+/// What a batch adds to each spend counter. `model_budget(token, model)`
+/// says whether a key's spend on a model is counted apart.
+fn spend_deltas(
+    batch: &[RequestLog],
+    model_budget: impl Fn(&str, &str) -> bool,
+) -> Vec<(SpendKind, String, f64)> {
+    let mut sums: HashMap<(SpendKind, std::borrow::Cow<'_, str>), f64> = HashMap::new();
     for r in batch
         .iter()
         .filter(|r| r.spend > 0.0 && r.spend.is_finite())
     {
-        *sums.entry((SpendKind::Proxy, "proxy")).or_default() += r.spend;
+        *sums.entry((SpendKind::Proxy, "proxy".into())).or_default() += r.spend;
         if r.virtual_key {
             if let Some(k) = &r.api_key_hash {
-                *sums.entry((SpendKind::Key, k)).or_default() += r.spend;
+                *sums.entry((SpendKind::Key, k.as_ref().into())).or_default() += r.spend;
+                if let Some(m) = r.model_group.as_deref().filter(|m| model_budget(k, m)) {
+                    let id = crate::store::directory::key_model_id(k, m);
+                    *sums.entry((SpendKind::KeyModel, id.into())).or_default() += r.spend;
+                }
             }
             if let Some(u) = &r.user_id {
-                *sums.entry((SpendKind::User, u)).or_default() += r.spend;
+                *sums
+                    .entry((SpendKind::User, u.as_str().into()))
+                    .or_default() += r.spend;
             }
             if let Some(t) = &r.team_id {
-                *sums.entry((SpendKind::Team, t)).or_default() += r.spend;
+                *sums
+                    .entry((SpendKind::Team, t.as_str().into()))
+                    .or_default() += r.spend;
             }
         }
     }
@@ -201,7 +213,12 @@ async fn write(w: &Writer, batch: &mut Vec<RequestLog>) {
     if batch.is_empty() {
         return;
     }
-    let deltas = spend_deltas(batch);
+    let snap = w.directory.snapshot();
+    let deltas = spend_deltas(batch, |token, model| {
+        snap.keys
+            .get(token)
+            .is_some_and(|k| k.record.settings.model_max_budget.contains_key(model))
+    });
     for attempt in 0..3u32 {
         match w.store.insert_request_logs(batch, &deltas).await {
             Ok(updated) => {

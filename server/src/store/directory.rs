@@ -28,6 +28,8 @@ pub struct Loaded {
     pub keys: Vec<KeyRecord>,
     /// Deployments added through the API, secrets still encrypted.
     pub models: Vec<DbModel>,
+    /// Keys' spend per model ([`key_model_id`], spend).
+    pub key_model_spend: Vec<(String, f64)>,
     pub proxy_spend: f64,
 }
 
@@ -94,6 +96,18 @@ pub enum SpendKind {
     User,
     Team,
     Proxy,
+    /// A key's spend on one model (`model_max_budget`); id from [`key_model_id`].
+    KeyModel,
+}
+
+/// The counter id of a key's spend on one model.
+pub fn key_model_id(token: &str, model: &str) -> String {
+    format!("{token}\n{model}")
+}
+
+/// (token, model) of a [`key_model_id`].
+pub fn split_key_model_id(id: &str) -> (&str, &str) {
+    id.split_once('\n').unwrap_or((id, ""))
 }
 
 const USER_COLS: &str = "user_id, user_email, user_alias, user_role, blocked, spend, budget_reset_at, settings, created_at, updated_at";
@@ -233,6 +247,10 @@ impl Store {
             )
             .fetch_all(&mut *tx)
             .await?;
+            let key_model_spend: Vec<(String, String, f64)> =
+                sqlx::query_as("SELECT token, model, spend FROM key_model_spend")
+                    .fetch_all(&mut *tx)
+                    .await?;
             let proxy_spend: f64 = sqlx::query_scalar("SELECT spend FROM proxy_spend WHERE id = 1")
                 .fetch_one(&mut *tx)
                 .await?;
@@ -247,6 +265,10 @@ impl Store {
                     .collect(),
                 keys: keys.into_iter().map(key_of).collect(),
                 models: models.into_iter().map(model_of).collect(),
+                key_model_spend: key_model_spend
+                    .into_iter()
+                    .map(|(t, m, s)| (key_model_id(&t, &m), s))
+                    .collect(),
                 proxy_spend,
             })
         })
@@ -272,6 +294,14 @@ impl Store {
                 let rows: Vec<(String, f64)> = sqlx::query_as(sql).fetch_all(p).await?;
                 out.extend(rows.into_iter().map(|(id, s)| (kind, id, s)));
             }
+            let rows: Vec<(String, String, f64)> =
+                sqlx::query_as("SELECT token, model, spend FROM key_model_spend")
+                    .fetch_all(p)
+                    .await?;
+            out.extend(
+                rows.into_iter()
+                    .map(|(t, m, s)| (SpendKind::KeyModel, key_model_id(&t, &m), s)),
+            );
             Ok(out)
         })
     }
@@ -714,6 +744,50 @@ impl Store {
                     .execute(p)
                     .await?;
                     reset += done.rows_affected() as usize;
+                }
+            }
+            // A key's per-model spend: its period starts with its first spend.
+            let rows: Vec<(String, String, Option<i64>, String)> = sqlx::query_as(
+                "SELECT s.token, s.model, s.budget_reset_at, k.settings FROM key_model_spend s \
+                 JOIN api_keys k ON k.token = s.token \
+                 WHERE s.budget_reset_at IS NULL OR s.budget_reset_at <= $1",
+            )
+            .bind(now)
+            .fetch_all(p)
+            .await?;
+            for (token, model, at, settings) in rows {
+                let Some(period) = Settings::from_json(&settings)
+                    .model_budget(&model)
+                    .and_then(|b| b.period)
+                    .and_then(|d| parse(&d).ok())
+                else {
+                    continue;
+                };
+                match at {
+                    None => {
+                        sqlx::query(
+                            "UPDATE key_model_spend SET budget_reset_at = $1 \
+                             WHERE token = $2 AND model = $3 AND budget_reset_at IS NULL",
+                        )
+                        .bind(crate::directory::duration::add(now, period))
+                        .bind(&token)
+                        .bind(&model)
+                        .execute(p)
+                        .await?;
+                    }
+                    Some(at) => {
+                        let done = sqlx::query(
+                            "UPDATE key_model_spend SET spend = 0, budget_reset_at = $1 \
+                             WHERE token = $2 AND model = $3 AND budget_reset_at = $4",
+                        )
+                        .bind(next_after(at, period, now))
+                        .bind(&token)
+                        .bind(&model)
+                        .bind(at)
+                        .execute(p)
+                        .await?;
+                        reset += done.rows_affected() as usize;
+                    }
                 }
             }
             if let Some(period) = proxy_period {

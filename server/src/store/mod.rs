@@ -46,17 +46,25 @@ macro_rules! add_spend {
     ($tx:ident, $spend:expr) => {{
         let mut out = Vec::with_capacity($spend.len());
         for (kind, id, delta) in $spend {
+            let (id_a, id_b) = $crate::store::directory::split_key_model_id(id);
             let sql = match kind {
                 SpendKind::Key => "UPDATE api_keys SET spend = spend + $1 WHERE token = $2 RETURNING spend",
                 SpendKind::User => "UPDATE users SET spend = spend + $1 WHERE user_id = $2 RETURNING spend",
                 SpendKind::Team => "UPDATE teams SET spend = spend + $1 WHERE team_id = $2 RETURNING spend",
                 SpendKind::Proxy => "UPDATE proxy_spend SET spend = spend + $1 WHERE id = 1 AND $2 = 'proxy' RETURNING spend",
+                // The key may be gone; the row is made only for a key that exists.
+                SpendKind::KeyModel => "INSERT INTO key_model_spend (token, model, spend) \
+                    SELECT token, $3, $1 FROM api_keys WHERE token = $2 \
+                    ON CONFLICT (token, model) DO UPDATE SET spend = key_model_spend.spend + excluded.spend \
+                    RETURNING spend",
             };
-            let new: Option<f64> = sqlx::query_scalar(sql)
-                .bind(*delta)
-                .bind(id.as_str())
-                .fetch_optional(&mut *$tx)
-                .await?;
+            let q = sqlx::query_scalar(sql).bind(*delta);
+            let q = if *kind == SpendKind::KeyModel {
+                q.bind(id_a).bind(id_b)
+            } else {
+                q.bind(id.as_str())
+            };
+            let new: Option<f64> = q.fetch_optional(&mut *$tx).await?;
             if let Some(new) = new {
                 out.push((*kind, id.clone(), *delta, new));
             }

@@ -478,3 +478,33 @@ def test_model_info_shows_prices_and_limits_never_secrets(gateway, http):
     k = http.post("/key/generate", json={"models": ["beta-models"]}).json()["key"]
     with as_key(gateway, k) as c:
         assert [m["model_name"] for m in c.get("/model/info").json()["data"]] == ["priced-mock"]
+
+
+def test_model_max_budget_binds_one_model_and_resets_each_period(gateway, http):
+    g = http.post(
+        "/key/generate", json={"model_max_budget": {"priced-mock": {"budget_limit": 0.01, "time_period": "30s"}}}
+    ).json()
+    chat(gateway, g["key"], "priced-mock")
+    with pytest.raises(openai.BadRequestError) as over:
+        chat(gateway, g["key"], "priced-mock")
+    assert over.value.body["type"] == "budget_exceeded"
+    assert "model=priced-mock" in over.value.body["message"]
+    assert chat(gateway, g["key"], "gpt-mock").choices, "other models are not bound by it"
+    info = http.get("/key/info", params={"key": g["key"]}).json()["info"]
+    assert info["model_spend"]["priced-mock"] > 0.01
+    assert wait_until(
+        lambda: http.get("/key/info", params={"key": g["key"]}).json()["info"]["model_spend"]["priced-mock"] == 0,
+        timeout=45,
+        every=0.5,
+    )
+    assert chat(gateway, g["key"], "priced-mock").choices
+
+
+@pytest.mark.parametrize(
+    "budget",
+    [{"m": "lots"}, {"m": {"budget_limit": -1}}, {"m": {"budget_limit": 1, "time_period": "fortnight"}}, {"m": {}}],
+)
+def test_bad_model_max_budget_is_refused(http, budget):
+    r = http.post("/key/generate", json={"model_max_budget": budget})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "model_max_budget"

@@ -269,14 +269,23 @@ async fn generate(
     Ok(json(out))
 }
 
-/// A key's view with its live spend and whether it passed its soft budget.
-fn live_view(k: &KeyEntry) -> Value {
+/// A key's view with its live spend, its spend on each model it has a
+/// `model_max_budget` for, and whether it passed its soft budget.
+fn live_view(dir: &crate::directory::Directory, k: &KeyEntry) -> Value {
     let mut v = with_spend(k.record.view(), k.spend.total());
     if let Value::Object(o) = &mut v {
         o.insert(
             "soft_budget_exceeded".into(),
             k.soft_budget_exceeded().into(),
         );
+        let model_spend: Map<String, Value> = k
+            .record
+            .settings
+            .model_max_budget
+            .keys()
+            .map(|m| (m.clone(), dir.key_model_spend(k, m).total().into()))
+            .collect();
+        o.insert("model_spend".into(), Value::Object(model_spend));
     }
     v
 }
@@ -412,7 +421,7 @@ async fn info(
         _ => return Err(ApiError::bad_request("pass ?key=<key or token>").param("key")),
     };
     let entry = find_key(&auth, &snap, &key, Access::Read)?;
-    let info = live_view(&entry);
+    let info = live_view(&state.directory, &entry);
     Ok(json(serde_json::json!({"key": key, "info": info})))
 }
 
@@ -468,7 +477,7 @@ async fn list(
         .take(size as usize)
         .map(|k| {
             if q.return_full_object {
-                live_view(k)
+                live_view(&state.directory, k)
             } else {
                 Value::String(k.record.token.clone())
             }

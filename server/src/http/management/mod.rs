@@ -193,6 +193,12 @@ fn check_settings(s: &Settings) -> Result<(), ApiError> {
             );
         }
     }
+    for (model, v) in &s.model_max_budget {
+        crate::directory::records::ModelBudget::parse(v).map_err(|e| {
+            ApiError::bad_request(format!("model_max_budget.{model}: {e}"))
+                .param("model_max_budget")
+        })?;
+    }
     if let Some(t) = &s.key_type {
         if !["default", "llm_api", "management", "read_only"].contains(&t.as_str()) {
             return Err(ApiError::bad_request(
