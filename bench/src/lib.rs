@@ -11,7 +11,8 @@
 //! Replies are deterministic (`"Mock reply to: <last user text>"`, tokens =
 //! whitespace-separated words), with fault injection (`/__mock/faults` or
 //! [`MockHandle::push_faults`]), model-name triggers (`fail-500`, `fail-429`,
-//! `fail-503`, any `fail-NNN`, `slow-<N>ms`), context-length errors and
+//! `fail-503`, any `fail-NNN`, `slow-<N>ms`, `no-usage` for an OpenAI answer
+//! without usage), context-length errors and
 //! request recording (`/__mock/requests` or [`MockHandle::requests`]).
 //!
 //! [`passthrough`] is the speed-of-light reference proxy for benchmarks.

@@ -142,7 +142,8 @@ struct Completion<'a> {
     model: &'a str,
     system_fingerprint: &'static str,
     choices: Vec<Choice<'a>>,
-    usage: Usage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
 }
 
 #[derive(Serialize)]
@@ -282,12 +283,15 @@ pub(crate) async fn chat(st: Arc<Shared>, req: Req, deployment: Option<String>) 
         .collect();
     let finish = finish_reason(&outcome.finish);
     let usage = Usage::new(conv.prompt_words, outcome.completion_tokens * n);
+    // `no-usage` in the model id: an upstream that reports no usage at all.
+    let no_usage = model.contains("no-usage");
 
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        let include_usage = body
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            == Some(true);
+        let include_usage = !no_usage
+            && body
+                .pointer("/stream_options/include_usage")
+                .and_then(Value::as_bool)
+                == Some(true);
         let chunk = |index: usize, delta: Value, finish: Option<&str>| {
             let mut c = json!({
                 "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -372,7 +376,7 @@ pub(crate) async fn chat(st: Arc<Shared>, req: Req, deployment: Option<String>) 
                 finish_reason: finish,
             })
             .collect(),
-        usage,
+        usage: (!no_usage).then_some(usage),
     };
     let bytes = serde_json::to_vec(&resp).unwrap_or_default();
     finish_json(StatusCode::OK, bytes, plan, Some(&outcome)).await

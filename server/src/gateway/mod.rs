@@ -2,4 +2,5 @@
 
 pub mod pipeline;
 pub mod router;
+pub mod tokens;
 pub mod types;

@@ -3,6 +3,7 @@
 //! Surfaces parse into the neutral request before, and render the result after.
 
 use super::router::{CallOptions, Deployment, RouteError, Routed};
+use super::tokens;
 use super::types::{
     ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage,
 };
@@ -344,12 +345,18 @@ pub async fn chat(
         })
         .await;
     match result {
-        Ok(routed) => {
+        Ok(mut routed) => {
             let info = call.routed(&routed);
-            call.succeed(
-                &routed.deployment,
-                &routed.value.usage.clone().unwrap_or_default(),
-            );
+            // An upstream that reports no usage is counted here, and the caller sees the count.
+            let usage = match &routed.value.usage {
+                Some(u) => u.clone(),
+                None => {
+                    let u = tokens::estimate(&req, tokens::completion(&routed.value));
+                    routed.value.usage = Some(u.clone());
+                    u
+                }
+            };
+            call.succeed(&routed.deployment, &usage);
             Ok((routed.value, info))
         }
         Err(e) => Err(call.fail(GatewayError::Route(e))),
@@ -406,6 +413,9 @@ pub async fn chat_stream(
                 inner: rest,
                 include_usage,
                 usage: None,
+                req,
+                streamed: String::new(),
+                last: None,
                 deployment,
                 log: Some(call.log),
                 started: call.started,
@@ -426,6 +436,11 @@ pub struct LoggedStream {
     inner: ChunkStream,
     include_usage: bool,
     usage: Option<Usage>,
+    /// The request and the text streamed so far, to count tokens if the upstream reports none.
+    req: Arc<ChatRequest>,
+    streamed: String,
+    /// id, created and model of the stream's chunks, for a usage chunk of our own.
+    last: Option<(String, i64, String)>,
     deployment: Arc<Deployment>,
     log: Option<RequestLog>,
     started: Instant,
@@ -440,7 +455,10 @@ impl LoggedStream {
         let Some(mut log) = self.log.take() else {
             return;
         };
-        let usage = self.usage.take().unwrap_or_default();
+        let usage = self
+            .usage
+            .take()
+            .unwrap_or_else(|| tokens::estimate(&self.req, tokens::count(&self.streamed)));
         log.prompt_tokens = usage.prompt_tokens;
         log.completion_tokens = usage.completion_tokens;
         log.spend = cost(&self.deployment, &usage);
@@ -472,6 +490,17 @@ impl Stream for LoggedStream {
             match next {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
+                    // The caller asked for usage and the upstream sent none: send the count.
+                    if this.include_usage && this.usage.is_none() {
+                        if let Some((id, created, model)) = this.last.take() {
+                            let usage = tokens::estimate(&this.req, tokens::count(&this.streamed));
+                            this.usage = Some(usage.clone());
+                            this.finish("success");
+                            return Poll::Ready(Some(Ok(ChatChunk::usage_only(
+                                &id, created, &model, usage,
+                            ))));
+                        }
+                    }
                     this.finish("success");
                     return Poll::Ready(None);
                 }
@@ -484,6 +513,24 @@ impl Stream for LoggedStream {
                 Poll::Ready(Some(Ok(chunk))) => {
                     if let Some(u) = &chunk.usage {
                         this.usage = Some(u.clone());
+                    } else if this.usage.is_none() {
+                        if this.include_usage && this.last.is_none() {
+                            this.last =
+                                Some((chunk.id.clone(), chunk.created, chunk.model.clone()));
+                        }
+                        for c in &chunk.choices {
+                            let d = &c.delta;
+                            let texts = d.content.iter().chain(d.refusal.iter()).chain(
+                                d.tool_calls
+                                    .iter()
+                                    .flatten()
+                                    .filter_map(|t| t.function.as_ref())
+                                    .flat_map(|f| f.name.iter().chain(f.arguments.iter())),
+                            );
+                            for t in texts {
+                                this.streamed.push_str(t);
+                            }
+                        }
                     }
                     // The usage-only chunk goes out only if the caller asked for it.
                     if chunk.choices.is_empty() && chunk.usage.is_some() && !this.include_usage {

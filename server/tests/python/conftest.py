@@ -183,6 +183,14 @@ def config_yaml(mock: str, slow_mock: str) -> str:
               input_cost_per_token: 0.001
               output_cost_per_token: 0.002
               access_groups: ["beta-models"]
+          - model_name: no-usage
+            litellm_params:
+              model: openai/gpt-4o-mini-no-usage
+              api_base: {mock}/v1
+              api_key: {UPSTREAM_SECRET}
+            model_info:
+              input_cost_per_token: 0.001
+              output_cost_per_token: 0.002
           - model_name: unreachable
             litellm_params:
               model: openai/nothing-listens

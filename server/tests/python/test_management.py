@@ -508,3 +508,29 @@ def test_bad_model_max_budget_is_refused(http, budget):
     r = http.post("/key/generate", json={"model_max_budget": budget})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == "model_max_budget"
+
+
+def test_calls_without_upstream_usage_are_counted_and_priced(gateway, http):
+    g = http.post("/key/generate", json={}).json()
+    client = sdk(gateway, g["key"])
+    messages = [{"role": "user", "content": "count these five words"}]
+    plain = client.chat.completions.create(model="no-usage", messages=messages)
+    assert plain.usage.prompt_tokens > 5 and plain.usage.completion_tokens > 0
+    chunks = list(
+        client.chat.completions.create(
+            model="no-usage", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text
+    list(client.chat.completions.create(model="no-usage", messages=messages, stream=True))
+
+    def logged():
+        r = http.get("/spend/logs", params={"api_key": g["key"]}).json()
+        return r if len(r) == 3 else None
+
+    assert wait_until(logged)
+    for row in logged():
+        assert row["prompt_tokens"] == plain.usage.prompt_tokens, row
+        assert row["completion_tokens"] > 0 and row["spend"] > 0, row
