@@ -1,6 +1,7 @@
 //! The router: one module per API surface, merged here, and the middleware
 //! stack in the order a request meets it.
 
+pub mod bedrock;
 pub mod console;
 pub mod errors;
 pub mod health;
@@ -42,12 +43,15 @@ fn is_open(path: &str) -> bool {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Surface {
     OpenAi,
+    Bedrock,
     ConsolePage,
 }
 
 fn surface_of(path: &str) -> Surface {
     if path == "/ui" || (path.starts_with("/ui/") && !path.starts_with("/ui/api/")) {
         Surface::ConsolePage
+    } else if path.starts_with("/bedrock/") {
+        Surface::Bedrock
     } else {
         Surface::OpenAi
     }
@@ -65,6 +69,7 @@ pub fn router(state: SharedState, console: Router) -> Router {
         ));
     let api = Router::new()
         .merge(openai::routes())
+        .merge(bedrock::routes())
         .merge(health::routes())
         .merge(management::routes())
         .route(
@@ -126,6 +131,18 @@ impl MakeRequestId for TimeOrderedId {
 }
 
 async fn not_found(req: Request) -> Response {
+    if surface_of(req.uri().path()) == Surface::Bedrock {
+        return bedrock::AwsError::new(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            format!(
+                "No Bedrock operation at {} {}; this gateway serves /bedrock/model/{{modelId}}/converse and /converse-stream",
+                req.method(),
+                req.uri().path()
+            ),
+        )
+        .into_response();
+    }
     ApiError::not_found(format!(
         "No route for {} {}",
         req.method(),
@@ -191,6 +208,12 @@ fn denied(req: &Request, refused: Option<String>) -> Response {
             .unwrap_or(app::HOME_PATH);
         let encoded = console::urlencode(target);
         return Redirect::to(&format!("/ui/login?next={encoded}")).into_response();
+    }
+    if surface_of(req.uri().path()) == Surface::Bedrock {
+        return bedrock::AwsError::access_denied(refused.unwrap_or_else(|| {
+            "No API key passed. Send your Tollgate key as 'Authorization: Bearer <key>'.".into()
+        }))
+        .into_response();
     }
     if let Some(reason) = refused {
         ApiError::unauthorized(reason).into_response()

@@ -1,0 +1,310 @@
+//! The Bedrock runtime surface under `/bedrock`: `converse` and
+//! `converse-stream` for any model Tollgate serves, as boto3's
+//! `bedrock-runtime` client calls them (`endpoint_url=…/bedrock`, a bearer
+//! key). Errors use AWS's JSON shape and `x-amzn-errortype`, so boto3 raises
+//! the matching exception class; ConverseStream answers in AWS event-stream
+//! framing, and a failure after the stream began is an `exception` frame.
+
+pub mod converse;
+
+use crate::auth::AuthContext;
+use crate::gateway::pipeline::{self, CallMeta, GatewayError};
+use crate::gateway::router::{Attempt, RouteError};
+use crate::gateway::types::ChatRequest;
+use crate::providers::ErrorKind;
+use crate::state::SharedState;
+use aws_smithy_eventstream::frame::write_message_to;
+use aws_smithy_types::event_stream::{Header, HeaderValue as EsValue, Message};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Router};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::time::Instant;
+use tower_http::request_id::RequestId;
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/bedrock/model/{model_id}/converse", post(converse))
+        .route(
+            "/bedrock/model/{model_id}/converse-stream",
+            post(converse_stream),
+        )
+}
+
+/// An error in AWS's shape: `{"message": …}` with `x-amzn-errortype`.
+#[derive(Debug)]
+pub struct AwsError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        AwsError {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "ValidationException", message)
+    }
+
+    /// The key was missing or refused.
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "AccessDeniedException", message)
+    }
+
+    /// The event-stream exception name of this error (camelCase, as Bedrock sends it).
+    fn stream_kind(&self) -> &'static str {
+        match self.kind {
+            "ThrottlingException" => "throttlingException",
+            "ValidationException" => "validationException",
+            "ServiceUnavailableException" => "serviceUnavailableException",
+            "ModelTimeoutException" => "modelTimeoutException",
+            "InternalServerException" => "internalServerException",
+            _ => "modelStreamErrorException",
+        }
+    }
+}
+
+impl IntoResponse for AwsError {
+    fn into_response(self) -> Response {
+        let body = json!({"message": self.message}).to_string();
+        let mut resp = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{}:http://internal.amazon.com/coral/com.amazon.bedrock/",
+            self.kind
+        )) {
+            resp.headers_mut()
+                .insert(HeaderName::from_static("x-amzn-errortype"), v);
+        }
+        resp
+    }
+}
+
+impl From<GatewayError> for AwsError {
+    fn from(e: GatewayError) -> Self {
+        match e {
+            GatewayError::Invalid { message, .. } => AwsError::validation(message),
+            GatewayError::Route(RouteError::UnknownModel(m)) => AwsError::new(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                format!("Model {m} is not served by this gateway. Call GET /v1/models to list the models you can use."),
+            ),
+            GatewayError::Forbidden(m) => AwsError::access_denied(m),
+            // A spent budget is a quota: not retried by the SDK, unlike throttling.
+            GatewayError::BudgetExceeded(m) => {
+                AwsError::new(StatusCode::BAD_REQUEST, "ServiceQuotaExceededException", m)
+            }
+            GatewayError::Route(RouteError::Failed { model, attempts }) => from_attempts(&model, &attempts),
+        }
+    }
+}
+
+fn from_attempts(model: &str, attempts: &[Attempt]) -> AwsError {
+    let message = match attempts.len() {
+        0 => format!("No deployment could serve model {model}"),
+        _ => {
+            let list: Vec<String> = attempts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| format!("[{}] {}: {}", i + 1, a.model_group, a.error))
+                .collect();
+            format!("Model {model} failed: {}", list.join("; "))
+        }
+    };
+    let (status, kind) = match attempts.last().map(|a| a.error.kind) {
+        Some(
+            ErrorKind::BadRequest | ErrorKind::UnsupportedParams | ErrorKind::ContextWindowExceeded,
+        ) => (StatusCode::BAD_REQUEST, "ValidationException"),
+        Some(ErrorKind::RateLimited) => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),
+        Some(ErrorKind::Unavailable) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+        ),
+        Some(ErrorKind::Timeout) => (StatusCode::REQUEST_TIMEOUT, "ModelTimeoutException"),
+        _ => (StatusCode::FAILED_DEPENDENCY, "ModelErrorException"),
+    };
+    AwsError::new(status, kind, message)
+}
+
+/// The model group a `modelId` names: a group itself, or the upstream model id
+/// (Bedrock model id, inference profile id or ARN) of one of its deployments.
+fn resolve_model(state: &SharedState, model_id: &str) -> String {
+    let router = state.router.load();
+    if router.has_model(model_id) {
+        return model_id.to_string();
+    }
+    let found = router
+        .groups()
+        .find(|(_, ds)| ds.iter().any(|d| d.config.upstream_model == model_id))
+        .map(|(name, _)| name.to_string());
+    found.unwrap_or_else(|| model_id.to_string())
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, AwsError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AwsError::validation(
+            "The request body is empty; send a Converse request (JSON).",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| AwsError::validation(format!("The request body is not valid JSON: {e}")))
+}
+
+/// The neutral request for a Converse body, and the gateway fields it carried.
+fn request(
+    state: &SharedState,
+    model_id: &str,
+    body: &[u8],
+    stream: bool,
+) -> Result<ChatRequest, AwsError> {
+    let body = parse_body(body)?;
+    let model = resolve_model(state, model_id);
+    let (req, gateway) = converse::to_openai(&body, &model, stream)?;
+    if let Some(k) = gateway.keys().next() {
+        return Err(AwsError::validation(format!(
+            "{k} (chat history and managed prompts) is not available on this gateway yet"
+        )));
+    }
+    let req: ChatRequest = serde_json::from_value(req)
+        .map_err(|e| AwsError::validation(format!("Invalid Converse request: {e}")))?;
+    if req.messages.is_empty() {
+        return Err(AwsError::validation(
+            "messages must contain at least one message",
+        ));
+    }
+    Ok(req)
+}
+
+fn with_ids(resp: &mut Response, request_id: &str, info: &pipeline::RouteInfo) {
+    super::openai::route_headers(resp, info);
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static("x-amzn-requestid"), v);
+    }
+}
+
+async fn converse(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+    rid: Option<Extension<RequestId>>,
+    Path(model_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AwsError> {
+    let started = Instant::now();
+    let req = request(&state, &model_id, &body, false)?;
+    let request_id = super::openai::request_id(rid.as_deref());
+    let meta = CallMeta {
+        auth: &auth,
+        request_id: request_id.clone(),
+        surface: "bedrock",
+    };
+    let (answer, info) = pipeline::chat(&state, meta, req).await?;
+    let out = converse::from_response(&answer, started.elapsed().as_millis() as u64);
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        out.to_string(),
+    )
+        .into_response();
+    with_ids(&mut resp, &request_id, &info);
+    Ok(resp)
+}
+
+/// One event-stream message.
+fn frame(headers: Vec<Header>, payload: Vec<u8>) -> Bytes {
+    let msg = Message::new_from_parts(headers, Bytes::from(payload));
+    let mut buf = Vec::with_capacity(128);
+    // Writing to a Vec fails only for messages over 16 MB, which chunks never are.
+    if write_message_to(&msg, &mut buf).is_err() {
+        buf.clear();
+    }
+    Bytes::from(buf)
+}
+
+fn event(kind: &'static str, payload: &Value) -> Bytes {
+    frame(
+        vec![
+            Header::new(":event-type", EsValue::String(kind.into())),
+            Header::new(":content-type", EsValue::String("application/json".into())),
+            Header::new(":message-type", EsValue::String("event".into())),
+        ],
+        payload.to_string().into_bytes(),
+    )
+}
+
+fn exception(e: &AwsError) -> Bytes {
+    frame(
+        vec![
+            Header::new(":exception-type", EsValue::String(e.stream_kind().into())),
+            Header::new(":content-type", EsValue::String("application/json".into())),
+            Header::new(":message-type", EsValue::String("exception".into())),
+        ],
+        json!({"message": e.message}).to_string().into_bytes(),
+    )
+}
+
+async fn converse_stream(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+    rid: Option<Extension<RequestId>>,
+    Path(model_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AwsError> {
+    let started = Instant::now();
+    let req = request(&state, &model_id, &body, true)?;
+    let request_id = super::openai::request_id(rid.as_deref());
+    let meta = CallMeta {
+        auth: &auth,
+        request_id: request_id.clone(),
+        surface: "bedrock",
+    };
+    let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
+    let mut events = converse::StreamEvents::default();
+    let body = stream.map(move |item| {
+        let mut out = Vec::new();
+        let bytes = match item {
+            Ok(chunk) => {
+                events.push(&chunk, started.elapsed().as_millis() as u64, &mut out);
+                let mut buf = Vec::new();
+                for (kind, payload) in &out {
+                    buf.extend_from_slice(&event(kind, payload));
+                }
+                Bytes::from(buf)
+            }
+            Err(e) => {
+                let kind = match e.kind {
+                    ErrorKind::RateLimited => "ThrottlingException",
+                    ErrorKind::Unavailable => "ServiceUnavailableException",
+                    ErrorKind::Timeout => "ModelTimeoutException",
+                    ErrorKind::BadRequest | ErrorKind::ContextWindowExceeded => {
+                        "ValidationException"
+                    }
+                    _ => "ModelStreamErrorException",
+                };
+                exception(&AwsError::new(StatusCode::OK, kind, e.message))
+            }
+        };
+        Ok::<_, std::convert::Infallible>(bytes)
+    });
+    let mut resp = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/vnd.amazon.eventstream")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    with_ids(&mut resp, &request_id, &info);
+    Ok(resp)
+}
