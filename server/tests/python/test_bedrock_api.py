@@ -12,6 +12,7 @@ import httpx
 import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
+from botocore.exceptions import EventStreamError
 
 from conftest import MASTER_KEY, wait_until
 
@@ -186,3 +187,14 @@ def test_unknown_operations_answer_in_aws_shape(gateway):
     )
     assert r.status_code == 400 and r.headers["x-amzn-errortype"].startswith("ValidationException")
     assert str(uuid.UUID(r.headers["x-request-id"]))
+
+
+def test_a_failure_mid_stream_is_an_exception_frame(gateway, mock_ctl):
+    mock_ctl.post("/__mock/faults", json=[{"kind": "stream_error_after", "chunks": 3, "match": "retry-me"}])
+    r = client(gateway).converse_stream(modelId="retry-me", messages=user("one two three four five six"))
+    got = []
+    with pytest.raises(EventStreamError) as failed:
+        for e in r["stream"]:
+            got.append(e)
+    assert got and "messageStart" in got[0]
+    assert failed.value.response["Error"]["Code"] == "modelStreamErrorException"
