@@ -45,6 +45,12 @@ enum Command {
         host: String,
         #[arg(long, default_value_t = 4000, env = "TOLLGATE_PORT")]
         port: u16,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key (PEM) of --tls-cert.
+        #[arg(long, env = "TOLLGATE_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Validate a config file and print its warnings.
     CheckConfig {
@@ -77,7 +83,13 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { config, host, port } => serve(config, &host, port).await,
+            Command::Serve {
+                config,
+                host,
+                port,
+                tls_cert,
+                tls_key,
+            } => serve(config, &host, port, tls_cert.zip(tls_key)).await,
             Command::CheckConfig { config } => check_config(&config).await,
             Command::DemoConfig => {
                 let found = config::demo::discover(&Env::default()).await;
@@ -124,7 +136,27 @@ async fn check_config(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<(), String> {
+async fn serve(
+    config_path: Option<PathBuf>,
+    host: &str,
+    port: u16,
+    tls: Option<(PathBuf, PathBuf)>,
+) -> Result<(), String> {
+    // A bad certificate stops the start before anything else is opened.
+    let tls = match tls {
+        Some((cert, key)) => Some(
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot use --tls-cert {} / --tls-key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?,
+        ),
+        None => None,
+    };
     let (cfg, source) = catalog::load_config(config_path).await?;
     for w in &cfg.warnings {
         tracing::warn!("config {}: {w}", cfg.source);
@@ -216,19 +248,39 @@ async fn serve(config_path: Option<PathBuf>, host: &str, port: u16) -> Result<()
         Arc::new(http::console::Backend(state.clone())),
     );
     let app = http::router(state.clone(), console);
-    // Small writes (SSE chunks, short replies) go out at once, not after a delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    tracing::info!(%addr, models = state.router.load().groups().count(), "tollgate serving");
-    // One machine-readable line, for scripts and tests that start Tollgate on port 0.
-    println!("tollgate listening on http://{addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!(%addr, models = state.router.load().groups().count(), tls = tls.is_some(), "tollgate serving");
+    if let Some(config) = tls {
+        let std_listener = listener.into_std().map_err(|e| e.to_string())?;
+        let handle = axum_server::Handle::new();
+        let on_signal = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            on_signal.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+        });
+        println!("tollgate listening on https://{addr}");
+        let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+            .acceptor(axum_server::accept::NoDelayAcceptor::new());
+        axum_server::from_tcp(std_listener)
+            .map_err(|e| e.to_string())?
+            .acceptor(acceptor)
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await
+            .map_err(|e| format!("server error: {e}"))?;
+    } else {
+        // Small writes (SSE chunks, short replies) go out at once, not after a delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
+        // One machine-readable line, for scripts and tests that start Tollgate on port 0.
+        println!("tollgate listening on http://{addr}");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| format!("server error: {e}"))?;
+    }
     tracing::info!("shutting down: flushing request logs");
     background.cancel();
     let _ = poller.await;

@@ -221,7 +221,7 @@ def slow_mock():
     p.stop()
 
 
-def start_gateway(mock_url: str, slow_url: str, workdir: pathlib.Path) -> Proc:
+def start_gateway(mock_url: str, slow_url: str, workdir: pathlib.Path, extra_env=None) -> Proc:
     cfg = workdir / "config.yaml"
     cfg.write_text(config_yaml(mock_url, slow_url))
     env = dict(os.environ)
@@ -237,6 +237,7 @@ def start_gateway(mock_url: str, slow_url: str, workdir: pathlib.Path) -> Proc:
     )
     for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "OPENAI_API_KEY"):
         env.pop(k, None)
+    env.update(extra_env or {})
     return Proc(
         [_binary("TOLLGATE_BIN", "tollgate"), "serve", "--config", str(cfg), "--port", "0"],
         env=env,

@@ -198,3 +198,62 @@ def test_a_failure_mid_stream_is_an_exception_frame(gateway, mock_ctl):
             got.append(e)
     assert got and "messageStart" in got[0]
     assert failed.value.response["Error"]["Code"] == "modelStreamErrorException"
+
+
+def self_signed(tmp_path):
+    """A certificate for 127.0.0.1 and localhost, and its key (PEM files)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_unmodified_boto3_with_a_bearer_token_over_https(mock, slow_mock, tmp_path, monkeypatch):
+    from conftest import start_gateway
+
+    cert, key = self_signed(tmp_path)
+    gw = start_gateway(mock.url, slow_mock.url, tmp_path, {"TOLLGATE_TLS_CERT": str(cert), "TOLLGATE_TLS_KEY": str(key)})
+    try:
+        assert gw.url.startswith("https://")
+        monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", MASTER_KEY)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            monkeypatch.delenv(k, raising=False)
+        c = boto3.client("bedrock-runtime", endpoint_url=gw.url + "/bedrock", region_name="us-east-1", verify=str(cert))
+        r = c.converse(modelId="claude-mock", messages=user("over https"))
+        assert "over https" in r["output"]["message"]["content"][0]["text"]
+        events = list(c.converse_stream(modelId="gpt-mock", messages=user("streamed over https"))["stream"])
+        assert "metadata" in events[-1]
+        monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "sk-wrong")
+        wrong = boto3.client("bedrock-runtime", endpoint_url=gw.url + "/bedrock", region_name="us-east-1", verify=str(cert))
+        with pytest.raises(wrong.exceptions.AccessDeniedException):
+            wrong.converse(modelId="claude-mock", messages=user("x"))
+    finally:
+        assert gw.stop() == 0
