@@ -1,6 +1,7 @@
 //! The router: one module per API surface, merged here, and the middleware
 //! stack in the order a request meets it.
 
+pub mod anthropic;
 pub mod bedrock;
 pub mod console;
 pub mod errors;
@@ -44,6 +45,7 @@ fn is_open(path: &str) -> bool {
 enum Surface {
     OpenAi,
     Bedrock,
+    Anthropic,
     ConsolePage,
 }
 
@@ -52,6 +54,8 @@ fn surface_of(path: &str) -> Surface {
         Surface::ConsolePage
     } else if path.starts_with("/bedrock/") {
         Surface::Bedrock
+    } else if path.starts_with("/v1/messages") || path.starts_with("/anthropic/") {
+        Surface::Anthropic
     } else {
         Surface::OpenAi
     }
@@ -70,6 +74,7 @@ pub fn router(state: SharedState, console: Router) -> Router {
     let api = Router::new()
         .merge(openai::routes())
         .merge(bedrock::routes())
+        .merge(anthropic::routes())
         .merge(health::routes())
         .merge(management::routes())
         .route(
@@ -213,6 +218,14 @@ fn denied(req: &Request, refused: Option<String>) -> Response {
         return bedrock::AwsError::access_denied(refused.unwrap_or_else(|| {
             "No API key passed. Send your Tollgate key as 'Authorization: Bearer <key>'.".into()
         }))
+        .into_response();
+    }
+    if surface_of(req.uri().path()) == Surface::Anthropic {
+        return anthropic::AnthropicError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            refused.unwrap_or_else(|| "No API key passed. Send your Tollgate key as 'x-api-key' or 'Authorization: Bearer <key>'.".into()),
+        )
         .into_response();
     }
     if let Some(reason) = refused {

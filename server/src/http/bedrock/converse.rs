@@ -373,7 +373,7 @@ pub fn usage(u: &Usage) -> Value {
 }
 
 /// A tool call's arguments as the JSON object Converse carries.
-fn tool_input(arguments: &str) -> Value {
+pub fn tool_input(arguments: &str) -> Value {
     match serde_json::from_str::<Value>(arguments) {
         Ok(v @ Value::Object(_)) => v,
         Ok(other) => json!({"value": other}),
