@@ -1,5 +1,6 @@
 //! The provider-neutral core a request passes through.
 
+pub mod history;
 pub mod pipeline;
 pub mod router;
 pub mod tokens;

@@ -2,6 +2,7 @@
 //! route (retries, fallbacks) → provider call → usage and cost → request log.
 //! Surfaces parse into the neutral request before, and render the result after.
 
+use super::history;
 use super::router::{CallOptions, Deployment, RouteError, Routed};
 use super::tokens;
 use super::types::{
@@ -31,6 +32,10 @@ pub enum GatewayError {
     Forbidden(String),
     /// A budget is spent (400, `budget_exceeded`).
     BudgetExceeded(String),
+    /// Something the request names does not exist for this caller (404), e.g. a session.
+    NotFound(String),
+    /// A part the call needs is down (503), e.g. the chat history store.
+    Unavailable(String),
 }
 
 /// Where a routed call went, for response headers.
@@ -38,6 +43,8 @@ pub struct RouteInfo {
     pub deployment: Arc<Deployment>,
     pub retries: usize,
     pub fallbacks_used: usize,
+    /// The chat-history session of the call and how many stored messages were sent.
+    pub session: Option<(String, usize)>,
 }
 
 /// Who called and how, for the log.
@@ -259,6 +266,7 @@ impl<'s> Call<'s> {
             deployment: Arc::clone(&r.deployment),
             retries: r.attempts.len(),
             fallbacks_used: r.fallbacks_used,
+            session: None,
         }
     }
 
@@ -302,6 +310,14 @@ impl<'s> Call<'s> {
                 log.status_code = 400;
                 log.error = Some(m.clone());
             }
+            GatewayError::NotFound(m) => {
+                log.status_code = 404;
+                log.error = Some(m.clone());
+            }
+            GatewayError::Unavailable(m) => {
+                log.status_code = 503;
+                log.error = Some(m.clone());
+            }
             GatewayError::Route(RouteError::Failed { attempts, .. }) => {
                 log.attempts = attempts.len() as u32;
                 log.status_code = attempts.last().and_then(|a| a.error.status).unwrap_or(502);
@@ -327,6 +343,10 @@ pub async fn chat(
 ) -> Result<(ChatResponse, RouteInfo), GatewayError> {
     let mut model = req.model.clone();
     let (mut call, gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, false)?;
+    let history = match history::begin(state, meta.auth, &model, &mut req).await {
+        Ok(h) => h,
+        Err(e) => return Err(call.fail(e)),
+    };
     let router = state.router.load_full();
     let drop_default = router.drop_params;
     let req = Arc::new(req);
@@ -357,6 +377,16 @@ pub async fn chat(
                 }
             };
             call.succeed(&routed.deployment, &usage);
+            let mut info = info;
+            if let Some(h) = history {
+                info.session = Some((h.session.session_id.clone(), h.turns_sent));
+                history::record(
+                    state.store.clone(),
+                    h,
+                    history::answer_message(&routed.value),
+                )
+                .await;
+            }
             Ok((routed.value, info))
         }
         Err(e) => Err(call.fail(GatewayError::Route(e))),
@@ -373,6 +403,10 @@ pub async fn chat_stream(
     let include_usage = req.include_usage();
     let mut model = req.model.clone();
     let (mut call, gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, true)?;
+    let history = match history::begin(state, meta.auth, &model, &mut req).await {
+        Ok(h) => h,
+        Err(e) => return Err(call.fail(e)),
+    };
     let router = state.router.load_full();
     let drop_default = router.drop_params;
     let req = Arc::new(req);
@@ -401,7 +435,10 @@ pub async fn chat_stream(
         .await;
     match result {
         Ok(routed) => {
-            let info = call.routed(&routed);
+            let mut info = call.routed(&routed);
+            info.session = history
+                .as_ref()
+                .map(|h| (h.session.session_id.clone(), h.turns_sent));
             call.log.ttft_ms = Some(call.started.elapsed().as_millis() as u64);
             let Routed {
                 value: (first, rest),
@@ -416,6 +453,11 @@ pub async fn chat_stream(
                 req,
                 streamed: String::new(),
                 last: None,
+                ended: false,
+                announce: history.as_ref().map(|h| h.session.session_id.clone()),
+                history: history
+                    .map(|h| (h, history::StreamedAnswer::default(), state.store.clone())),
+                pending_write: None,
                 deployment,
                 log: Some(call.log),
                 started: call.started,
@@ -441,6 +483,18 @@ pub struct LoggedStream {
     streamed: String,
     /// id, created and model of the stream's chunks, for a usage chunk of our own.
     last: Option<(String, i64, String)>,
+    /// The upstream stream has ended.
+    ended: bool,
+    /// The session id, put on the first chunk.
+    announce: Option<String>,
+    /// The session this answer goes to, the answer so far, and the store.
+    history: Option<(
+        history::HistoryCall,
+        history::StreamedAnswer,
+        crate::store::Store,
+    )>,
+    /// Storing the completed turn: the stream ends when it is done.
+    pending_write: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
     deployment: Arc<Deployment>,
     log: Option<RequestLog>,
     started: Instant,
@@ -482,24 +536,39 @@ impl Stream for LoggedStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
+            if let Some(write) = this.pending_write.as_mut() {
+                if write.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.pending_write = None;
+                this.finish("success");
+                return Poll::Ready(None);
+            }
             let next = match this.pending_first.take() {
                 Some(first) => Poll::Ready(Some(Ok(first))),
                 None if this.log.is_none() => return Poll::Ready(None),
+                None if this.ended => Poll::Ready(None),
                 None => this.inner.poll_next_unpin(cx),
             };
             match next {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
+                    this.ended = true;
                     // The caller asked for usage and the upstream sent none: send the count.
                     if this.include_usage && this.usage.is_none() {
                         if let Some((id, created, model)) = this.last.take() {
                             let usage = tokens::estimate(&this.req, tokens::count(&this.streamed));
                             this.usage = Some(usage.clone());
-                            this.finish("success");
                             return Poll::Ready(Some(Ok(ChatChunk::usage_only(
                                 &id, created, &model, usage,
                             ))));
                         }
+                    }
+                    // A completed answer goes to its session before the stream ends.
+                    if let Some((call, answer, store)) = this.history.take() {
+                        this.pending_write =
+                            Some(Box::pin(history::record(store, call, answer.message())));
+                        continue;
                     }
                     this.finish("success");
                     return Poll::Ready(None);
@@ -539,6 +608,12 @@ impl Stream for LoggedStream {
                     let mut chunk = chunk;
                     if !this.include_usage {
                         chunk.usage = None;
+                    }
+                    if let Some((_, answer, _)) = this.history.as_mut() {
+                        answer.push(&chunk);
+                    }
+                    if let Some(id) = this.announce.take() {
+                        chunk.extra.insert("session_id".into(), Value::String(id));
                     }
                     return Poll::Ready(Some(Ok(chunk)));
                 }

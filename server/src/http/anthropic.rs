@@ -75,6 +75,8 @@ impl From<GatewayError> for AnthropicError {
                 format!("model: {m} is not served by this gateway. Call GET /v1/models to list the models you can use."),
             ),
             GatewayError::Forbidden(m) => AnthropicError::new(StatusCode::FORBIDDEN, "permission_error", m),
+            GatewayError::NotFound(m) => AnthropicError::new(StatusCode::NOT_FOUND, "not_found_error", m),
+            GatewayError::Unavailable(m) => AnthropicError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded_error", m),
             GatewayError::BudgetExceeded(m) => AnthropicError::new(StatusCode::BAD_REQUEST, "invalid_request_error", m),
             GatewayError::Route(RouteError::Failed { model, attempts }) => {
                 let list: Vec<String> = attempts

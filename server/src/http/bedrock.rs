@@ -104,6 +104,12 @@ impl From<GatewayError> for AwsError {
                 format!("Model {m} is not served by this gateway. Call GET /v1/models to list the models you can use."),
             ),
             GatewayError::Forbidden(m) => AwsError::access_denied(m),
+            GatewayError::NotFound(m) => {
+                AwsError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", m)
+            }
+            GatewayError::Unavailable(m) => {
+                AwsError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", m)
+            }
             // A spent budget is a quota: not retried by the SDK, unlike throttling.
             GatewayError::BudgetExceeded(m) => {
                 AwsError::new(StatusCode::BAD_REQUEST, "ServiceQuotaExceededException", m)
@@ -173,11 +179,17 @@ fn request(
 ) -> Result<ChatRequest, AwsError> {
     let body = parse_body(body)?;
     let model = resolve_model(state, model_id);
-    let (req, gateway) = converse::to_openai(&body, &model, stream)?;
-    if let Some(k) = gateway.keys().next() {
-        return Err(AwsError::validation(format!(
-            "{k} (chat history and managed prompts) is not available on this gateway yet"
-        )));
+    let (mut req, gateway) = converse::to_openai(&body, &model, stream)?;
+    for (k, v) in gateway {
+        match k.as_str() {
+            // Chat history: the pipeline reads these from the request.
+            "enable_history" | "session_id" => req[k.as_str()] = v,
+            _ => {
+                return Err(AwsError::validation(format!(
+                    "{k} (managed prompts) is not available on this gateway yet"
+                )))
+            }
+        }
     }
     let req: ChatRequest = serde_json::from_value(req)
         .map_err(|e| AwsError::validation(format!("Invalid Converse request: {e}")))?;

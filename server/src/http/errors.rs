@@ -150,6 +150,10 @@ impl From<GatewayError> for ApiError {
             }
             GatewayError::Route(RouteError::UnknownModel(m)) => ApiError::model_not_found(&m),
             GatewayError::Forbidden(m) => ApiError::forbidden(m).code("model_not_allowed"),
+            GatewayError::NotFound(m) => ApiError::not_found(m),
+            GatewayError::Unavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "api_error", m)
+            }
             GatewayError::BudgetExceeded(m) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "budget_exceeded", m).code("budget_exceeded")
             }

@@ -6,6 +6,7 @@ pub mod bedrock;
 pub mod console;
 pub mod errors;
 pub mod health;
+pub mod history;
 pub mod management;
 pub mod openai;
 
@@ -75,6 +76,7 @@ pub fn router(state: SharedState, console: Router) -> Router {
         .merge(openai::routes())
         .merge(bedrock::routes())
         .merge(anthropic::routes())
+        .merge(history::routes())
         .merge(health::routes())
         .merge(management::routes())
         .route(

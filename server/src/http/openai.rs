@@ -96,6 +96,15 @@ pub fn route_headers(resp: &mut Response, info: &RouteInfo) {
             base.clone(),
         );
     }
+    if let Some((id, turns)) = &info.session {
+        if let Ok(v) = HeaderValue::from_str(id) {
+            h.insert(HeaderName::from_static("x-session-id"), v);
+        }
+        h.insert(
+            HeaderName::from_static("x-history-turns"),
+            HeaderValue::from(*turns as u64),
+        );
+    }
 }
 
 /// A 200 JSON answer from a routed call, with the headers naming who answered.
@@ -177,7 +186,18 @@ async fn chat_completions(
         Ok(resp)
     } else {
         let (answer, info) = pipeline::chat(&state, meta, req).await?;
-        routed_json(&answer, &info)
+        match &info.session {
+            // The session id goes in the body too, where the OpenAI SDK shows it (`model_extra`).
+            Some((id, turns)) => {
+                let mut v = serde_json::to_value(&answer).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("session_id".into(), json!(id));
+                    o.insert("history_turns".into(), json!(turns));
+                }
+                routed_json(&v, &info)
+            }
+            None => routed_json(&answer, &info),
+        }
     }
 }
 

@@ -8,16 +8,6 @@ use crate::config::DbModel;
 use crate::directory::records::{KeyRecord, MemberRecord, Role, Settings, TeamRecord, UserRecord};
 use serde_json::{Map, Value};
 
-/// Runs the same code on whichever pool the store has.
-macro_rules! both {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite($pool) => $body,
-            Store::Postgres($pool) => $body,
-        }
-    };
-}
-
 /// Everything the directory holds, as read at one moment.
 #[derive(Debug, Default)]
 pub struct Loaded {

@@ -1,7 +1,18 @@
 //! The store: SQLite (the embedded default) or Postgres, chosen by `DATABASE_URL`.
 //! Each backend owns its migrations. No SQL lives outside this module.
 
+/// Runs the same code on whichever pool the store has.
+macro_rules! both {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+
 pub mod directory;
+pub mod history;
 
 use crate::logs::RequestLog;
 use crate::secret::redact_dsn;

@@ -191,6 +191,13 @@ def config_yaml(mock: str, slow_mock: str) -> str:
             model_info:
               input_cost_per_token: 0.001
               output_cost_per_token: 0.002
+          - model_name: tiny-context
+            litellm_params:
+              model: openai/gpt-4o-mini
+              api_base: {mock}/v1
+              api_key: {UPSTREAM_SECRET}
+            model_info:
+              max_input_tokens: 120
           - model_name: unreachable
             litellm_params:
               model: openai/nothing-listens
