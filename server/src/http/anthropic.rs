@@ -485,6 +485,36 @@ impl StreamEvents {
     }
 }
 
+/// A stream of neutral chunks as Anthropic's SSE events.
+pub fn sse(stream: pipeline::LoggedStream, model: &str) -> Response {
+    let mut events = StreamEvents::new(model);
+    let body = stream.map(move |item| {
+        let mut out = Vec::new();
+        match item {
+            Ok(chunk) => events.push(&chunk, &mut out),
+            Err(e) => out.push((
+                "error",
+                AnthropicError::new(StatusCode::OK, "api_error", e.message).body(),
+            )),
+        }
+        let mut buf = Vec::with_capacity(256);
+        for (name, data) in out {
+            buf.extend_from_slice(b"event: ");
+            buf.extend_from_slice(name.as_bytes());
+            buf.extend_from_slice(b"\ndata: ");
+            buf.extend_from_slice(data.to_string().as_bytes());
+            buf.extend_from_slice(b"\n\n");
+        }
+        Ok::<_, std::convert::Infallible>(Bytes::from(buf))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
 fn request(body: &[u8]) -> Result<(ChatRequest, String), AnthropicError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| AnthropicError::invalid(format!("The request body is not valid JSON: {e}")))?;
@@ -509,32 +539,7 @@ async fn messages(
     };
     if req.is_stream() {
         let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
-        let mut events = StreamEvents::new(&model);
-        let body = stream.map(move |item| {
-            let mut out = Vec::new();
-            match item {
-                Ok(chunk) => events.push(&chunk, &mut out),
-                Err(e) => out.push((
-                    "error",
-                    AnthropicError::new(StatusCode::OK, "api_error", e.message).body(),
-                )),
-            }
-            let mut buf = Vec::with_capacity(256);
-            for (name, data) in out {
-                buf.extend_from_slice(b"event: ");
-                buf.extend_from_slice(name.as_bytes());
-                buf.extend_from_slice(b"\ndata: ");
-                buf.extend_from_slice(data.to_string().as_bytes());
-                buf.extend_from_slice(b"\n\n");
-            }
-            Ok::<_, std::convert::Infallible>(Bytes::from(buf))
-        });
-        let mut resp = Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "text/event-stream")
-            .header(header::CACHE_CONTROL, "no-cache")
-            .body(Body::from_stream(body))
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        let mut resp = sse(stream, &model);
         super::openai::route_headers(&mut resp, &info);
         Ok(resp)
     } else {

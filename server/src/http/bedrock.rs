@@ -1,5 +1,6 @@
 //! The Bedrock runtime surface under `/bedrock`: `converse` and
-//! `converse-stream` for any model Tollgate serves, as boto3's
+//! `converse-stream` (and `invoke` / `invoke-with-response-stream` for
+//! Anthropic and Titan bodies) for any model Tollgate serves, as boto3's
 //! `bedrock-runtime` client calls them (`endpoint_url=…/bedrock`, a bearer
 //! key). Errors use AWS's JSON shape and `x-amzn-errortype`, so boto3 raises
 //! the matching exception class; ConverseStream answers in AWS event-stream
@@ -7,6 +8,7 @@
 
 pub mod converse;
 
+use super::formats::Format;
 use crate::auth::AuthContext;
 use crate::gateway::pipeline::{self, CallMeta, GatewayError};
 use crate::gateway::router::{Attempt, RouteError};
@@ -32,6 +34,11 @@ pub fn routes() -> Router<SharedState> {
         .route(
             "/bedrock/model/{model_id}/converse-stream",
             post(converse_stream),
+        )
+        .route("/bedrock/model/{model_id}/invoke", post(invoke))
+        .route(
+            "/bedrock/model/{model_id}/invoke-with-response-stream",
+            post(invoke_stream),
         )
 }
 
@@ -309,6 +316,134 @@ async fn converse_stream(
                 };
                 exception(&AwsError::new(StatusCode::OK, kind, e.message))
             }
+        };
+        Ok::<_, std::convert::Infallible>(bytes)
+    });
+    let mut resp = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/vnd.amazon.eventstream")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    with_ids(&mut resp, &request_id, &info);
+    Ok(resp)
+}
+
+/// An InvokeModel body (Anthropic's Bedrock format, or Titan text) as the
+/// neutral request, with its format.
+fn invoke_request(
+    state: &SharedState,
+    model_id: &str,
+    body: &[u8],
+    stream: bool,
+) -> Result<(ChatRequest, Format), AwsError> {
+    let value = parse_body(body)?;
+    let model = resolve_model(state, model_id);
+    let format = Format::detect(&value);
+    let mut req = match format {
+        Format::BedrockClaude => {
+            let mut v = value;
+            if let Some(o) = v.as_object_mut() {
+                o.remove("anthropic_version");
+                o.insert("model".into(), Value::String(model));
+                o.remove("stream");
+            }
+            super::anthropic::to_openai(&v).map_err(|e| AwsError::validation(e.message))?
+        }
+        Format::BedrockTitan => {
+            super::formats::titan_to_openai(&value, &model).map_err(AwsError::validation)?
+        }
+        Format::OpenAi => {
+            return Err(AwsError::validation(
+                "InvokeModel here takes Anthropic Messages bodies (with anthropic_version) or Titan text bodies (inputText); use converse for anything else",
+            ))
+        }
+    };
+    if stream {
+        req["stream"] = json!(true);
+        req["stream_options"] = json!({"include_usage": true});
+    }
+    let req: ChatRequest = serde_json::from_value(req)
+        .map_err(|e| AwsError::validation(format!("Invalid request: {e}")))?;
+    Ok((req, format))
+}
+
+async fn invoke(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+    rid: Option<Extension<RequestId>>,
+    Path(model_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AwsError> {
+    let (req, format) = invoke_request(&state, &model_id, &body, false)?;
+    let request_id = super::openai::request_id(rid.as_deref());
+    let meta = CallMeta {
+        auth: &auth,
+        request_id: request_id.clone(),
+        surface: "bedrock",
+    };
+    let (answer, info) = pipeline::chat(&state, meta, req).await?;
+    let out = match format {
+        Format::BedrockTitan => super::formats::titan_response(&answer),
+        _ => super::anthropic::from_response(&answer, &model_id),
+    };
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        out.to_string(),
+    )
+        .into_response();
+    with_ids(&mut resp, &request_id, &info);
+    Ok(resp)
+}
+
+/// One `chunk` event of InvokeModelWithResponseStream: the model's own event, base64.
+fn chunk_event(payload: &Value) -> Bytes {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.encode(payload.to_string());
+    event("chunk", &json!({ "bytes": bytes }))
+}
+
+async fn invoke_stream(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+    rid: Option<Extension<RequestId>>,
+    Path(model_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AwsError> {
+    let (req, format) = invoke_request(&state, &model_id, &body, true)?;
+    let request_id = super::openai::request_id(rid.as_deref());
+    let meta = CallMeta {
+        auth: &auth,
+        request_id: request_id.clone(),
+        surface: "bedrock",
+    };
+    let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
+    let mut claude = super::anthropic::StreamEvents::new(&model_id);
+    let mut titan = super::formats::TitanStream::default();
+    let body = stream.map(move |item| {
+        let bytes = match item {
+            Ok(chunk) => {
+                let mut buf = Vec::new();
+                if format == Format::BedrockTitan {
+                    let mut out = Vec::new();
+                    titan.push(&chunk, &mut out);
+                    for v in &out {
+                        buf.extend_from_slice(&chunk_event(v));
+                    }
+                } else {
+                    let mut out = Vec::new();
+                    claude.push(&chunk, &mut out);
+                    for (_, v) in &out {
+                        buf.extend_from_slice(&chunk_event(v));
+                    }
+                }
+                Bytes::from(buf)
+            }
+            Err(e) => exception(&AwsError::new(
+                StatusCode::OK,
+                "ModelStreamErrorException",
+                e.message,
+            )),
         };
         Ok::<_, std::convert::Infallible>(bytes)
     });

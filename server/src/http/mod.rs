@@ -5,6 +5,7 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod console;
 pub mod errors;
+pub mod formats;
 pub mod health;
 pub mod history;
 pub mod management;

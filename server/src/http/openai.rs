@@ -2,12 +2,13 @@
 //! `/v1/models`. Thin handlers: parse, call the pipeline, render.
 
 use super::errors::ApiError;
+use super::formats::{self, Format};
 use crate::auth::AuthContext;
 use crate::gateway::pipeline::{self, CallMeta, LoggedStream, RouteInfo};
 use crate::gateway::types::{ChatRequest, EmbeddingRequest};
 use crate::state::SharedState;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -166,14 +167,73 @@ fn validate_chat(req: &ChatRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[derive(serde::Deserialize, Default)]
+struct ChatQuery {
+    target_format: Option<String>,
+    model: Option<String>,
+}
+
+/// The neutral request for a body in any accepted shape (OpenAI, Bedrock-Claude,
+/// Titan), and the shape it came in. OpenAI bodies take the fast path.
+fn chat_request(body: &[u8], query_model: Option<&str>) -> Result<(ChatRequest, Format), ApiError> {
+    if let Ok(req) = serde_json::from_slice::<ChatRequest>(body) {
+        if !req.extra.contains_key("anthropic_version") {
+            return Ok((req, Format::OpenAi));
+        }
+    }
+    let value: serde_json::Value = parse_json(body)?;
+    let format = Format::detect(&value);
+    let model = || {
+        value
+            .get("model")
+            .and_then(serde_json::Value::as_str)
+            .or(query_model)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ApiError::bad_request("'model' is required (in the body or as ?model=)")
+                    .param("model")
+            })
+    };
+    let converted = match format {
+        Format::OpenAi => return Ok((parse_json(body)?, Format::OpenAi)),
+        Format::BedrockClaude => {
+            let mut v = value.clone();
+            v["model"] = serde_json::Value::String(model()?);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("anthropic_version");
+            }
+            super::anthropic::to_openai(&v).map_err(|e| ApiError::bad_request(e.message))?
+        }
+        Format::BedrockTitan => formats::titan_to_openai(&value, &model()?)
+            .map_err(|e| ApiError::bad_request(e).param("inputText"))?,
+    };
+    let req = serde_json::from_value(converted)
+        .map_err(|e| ApiError::bad_request(format!("Invalid request: {e}")))?;
+    Ok((req, format))
+}
+
 async fn chat_completions(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
     rid: Option<Extension<RequestId>>,
+    Query(q): Query<ChatQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let req: ChatRequest = parse_json(&body)?;
-    validate_chat(&req)?;
+    let (req, input) = chat_request(&body, q.model.as_deref())?;
+    // Answers come back in the shape asked for, else OpenAI's.
+    let target = match q.target_format.as_deref() {
+        None => Format::OpenAi,
+        Some(t) => Format::parse(t).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "target_format must be openai, bedrock_claude or bedrock_titan; got {t:?}"
+            ))
+            .param("target_format")
+        })?,
+    };
+    if input == Format::OpenAi {
+        validate_chat(&req)?;
+    }
+    let model = req.model.clone();
     let meta = CallMeta {
         auth: &auth,
         request_id: request_id(rid.as_deref()),
@@ -181,14 +241,22 @@ async fn chat_completions(
     };
     if req.is_stream() {
         let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
-        let mut resp = sse_response(stream);
+        let mut resp = match target {
+            Format::OpenAi => sse_response(stream),
+            Format::BedrockClaude => super::anthropic::sse(stream, &model),
+            Format::BedrockTitan => titan_sse(stream),
+        };
         route_headers(&mut resp, &info);
         Ok(resp)
     } else {
         let (answer, info) = pipeline::chat(&state, meta, req).await?;
-        match &info.session {
+        match (target, &info.session) {
+            (Format::BedrockClaude, _) => {
+                routed_json(&super::anthropic::from_response(&answer, &model), &info)
+            }
+            (Format::BedrockTitan, _) => routed_json(&formats::titan_response(&answer), &info),
             // The session id goes in the body too, where the OpenAI SDK shows it (`model_extra`).
-            Some((id, turns)) => {
+            (Format::OpenAi, Some((id, turns))) => {
                 let mut v = serde_json::to_value(&answer).unwrap_or_default();
                 if let Some(o) = v.as_object_mut() {
                     o.insert("session_id".into(), json!(id));
@@ -196,9 +264,34 @@ async fn chat_completions(
                 }
                 routed_json(&v, &info)
             }
-            None => routed_json(&answer, &info),
+            (Format::OpenAi, None) => routed_json(&answer, &info),
         }
     }
+}
+
+/// Titan's streamed chunks as SSE `data:` events.
+fn titan_sse(stream: LoggedStream) -> Response {
+    let mut titan = formats::TitanStream::default();
+    let body = stream.map(move |item| {
+        let mut out = Vec::new();
+        match item {
+            Ok(chunk) => titan.push(&chunk, &mut out),
+            Err(e) => out.push(json!({"error": {"message": e.message, "type": "api_error"}})),
+        }
+        let mut buf = Vec::new();
+        for v in out {
+            buf.extend_from_slice(b"data: ");
+            buf.extend_from_slice(v.to_string().as_bytes());
+            buf.extend_from_slice(b"\n\n");
+        }
+        Ok::<_, std::convert::Infallible>(Bytes::from(buf))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// Renders neutral chunks as OpenAI's SSE: `data: {chunk}\n\n` … `data: [DONE]\n\n`.
