@@ -90,6 +90,8 @@ pub struct Snapshot {
     pub members: Vec<MemberRecord>,
     /// Deployments added through the API, secrets sealed.
     pub models: Arc<Vec<crate::config::DbModel>>,
+    /// Managed prompts by id, each with its versions in order.
+    pub prompts: HashMap<String, Vec<Arc<records::PromptRecord>>>,
 }
 
 impl Snapshot {
@@ -219,6 +221,13 @@ impl Directory {
             spend.set_db(t.spend);
             teams.insert(t.team_id.clone(), Arc::new(TeamEntry { record: t, spend }));
         }
+        let mut prompts: HashMap<String, Vec<Arc<records::PromptRecord>>> = HashMap::new();
+        for p in l.prompts {
+            prompts
+                .entry(p.prompt_id.clone())
+                .or_default()
+                .push(Arc::new(p));
+        }
         let mut keys = HashMap::with_capacity(l.keys.len());
         let mut key_aliases = HashMap::new();
         for k in l.keys {
@@ -248,6 +257,7 @@ impl Directory {
             teams,
             members: l.members,
             models: Arc::new(l.models),
+            prompts,
         }
     }
 

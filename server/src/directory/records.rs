@@ -317,3 +317,38 @@ impl TeamRecord {
 fn opt_str(s: &Option<String>) -> Value {
     s.clone().map(Value::String).unwrap_or(Value::Null)
 }
+
+/// One version of a managed prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptRecord {
+    pub prompt_id: String,
+    pub version: i64,
+    pub name: String,
+    pub description: Option<String>,
+    /// Messages (`{role, content}`) with `{{variable}}` placeholders.
+    pub template: Vec<Value>,
+    /// The model group it is called with.
+    pub model: String,
+    /// `temperature`, `max_tokens`, `top_p`, `stop`.
+    pub inference: Map<String, Value>,
+    pub arn: String,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+}
+
+impl PromptRecord {
+    pub fn view(&self) -> Value {
+        serde_json::json!({
+            "id": self.prompt_id,
+            "arn": self.arn,
+            "version": self.version,
+            "name": self.name,
+            "description": self.description,
+            "template": self.template,
+            "model": self.model,
+            "inference_config": self.inference,
+            "created_by": self.created_by,
+            "created_at": iso(self.created_at),
+        })
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod history;
 pub mod pipeline;
+pub mod prompts;
 pub mod router;
 pub mod tokens;
 pub mod types;

@@ -3,6 +3,7 @@
 //! Surfaces parse into the neutral request before, and render the result after.
 
 use super::history;
+use super::prompts;
 use super::router::{CallOptions, Deployment, RouteError, Routed};
 use super::tokens;
 use super::types::{
@@ -341,6 +342,7 @@ pub async fn chat(
     meta: CallMeta<'_>,
     mut req: ChatRequest,
 ) -> Result<(ChatResponse, RouteInfo), GatewayError> {
+    prompts::apply(state, &mut req)?;
     let mut model = req.model.clone();
     let (mut call, gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, false)?;
     let history = match history::begin(state, meta.auth, &model, &mut req).await {
@@ -400,6 +402,7 @@ pub async fn chat_stream(
     meta: CallMeta<'_>,
     mut req: ChatRequest,
 ) -> Result<(LoggedStream, RouteInfo), GatewayError> {
+    prompts::apply(state, &mut req)?;
     let include_usage = req.include_usage();
     let mut model = req.model.clone();
     let (mut call, gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, true)?;

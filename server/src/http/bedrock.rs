@@ -187,20 +187,13 @@ fn request(
     let body = parse_body(body)?;
     let model = resolve_model(state, model_id);
     let (mut req, gateway) = converse::to_openai(&body, &model, stream)?;
+    // Chat history and managed prompts: the pipeline reads these from the request.
     for (k, v) in gateway {
-        match k.as_str() {
-            // Chat history: the pipeline reads these from the request.
-            "enable_history" | "session_id" => req[k.as_str()] = v,
-            _ => {
-                return Err(AwsError::validation(format!(
-                    "{k} (managed prompts) is not available on this gateway yet"
-                )))
-            }
-        }
+        req[k.as_str()] = v;
     }
     let req: ChatRequest = serde_json::from_value(req)
         .map_err(|e| AwsError::validation(format!("Invalid Converse request: {e}")))?;
-    if req.messages.is_empty() {
+    if req.messages.is_empty() && crate::gateway::prompts::parse_arn(&req.model).is_none() {
         return Err(AwsError::validation(
             "messages must contain at least one message",
         ));

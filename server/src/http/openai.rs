@@ -134,7 +134,7 @@ fn validate_chat(req: &ChatRequest) -> Result<(), ApiError> {
     if req.model.trim().is_empty() {
         return Err(ApiError::bad_request("'model' must not be empty").param("model"));
     }
-    if req.messages.is_empty() {
+    if req.messages.is_empty() && crate::gateway::prompts::parse_arn(&req.model).is_none() {
         return Err(
             ApiError::bad_request("'messages' must contain at least one message").param("messages"),
         );

@@ -5,7 +5,9 @@
 
 use super::{Store, StoreError};
 use crate::config::DbModel;
-use crate::directory::records::{KeyRecord, MemberRecord, Role, Settings, TeamRecord, UserRecord};
+use crate::directory::records::{
+    KeyRecord, MemberRecord, PromptRecord, Role, Settings, TeamRecord, UserRecord,
+};
 use serde_json::{Map, Value};
 
 /// Everything the directory holds, as read at one moment.
@@ -20,6 +22,8 @@ pub struct Loaded {
     pub models: Vec<DbModel>,
     /// Keys' spend per model ([`key_model_id`], spend).
     pub key_model_spend: Vec<(String, f64)>,
+    /// Every version of every managed prompt.
+    pub prompts: Vec<PromptRecord>,
     pub proxy_spend: f64,
 }
 
@@ -45,6 +49,9 @@ pub enum Change<'a> {
     },
     PutModel(&'a DbModel),
     DeleteModel(&'a str),
+    PutPrompt(&'a PromptRecord),
+    /// Every version of a prompt.
+    DeletePrompt(&'a str),
 }
 
 /// Who changed what, kept in `audit_log`.
@@ -74,6 +81,34 @@ fn model_of(r: ModelRow) -> DbModel {
         created_by: r.4,
         created_at: r.5,
         updated_at: r.6,
+    }
+}
+
+type PromptRow = (
+    String,
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+);
+
+fn prompt_of(r: PromptRow) -> PromptRecord {
+    PromptRecord {
+        prompt_id: r.0,
+        version: r.1,
+        name: r.2,
+        description: r.3,
+        template: serde_json::from_str(&r.4).unwrap_or_default(),
+        model: r.5,
+        inference: serde_json::from_str(&r.6).unwrap_or_default(),
+        arn: r.7,
+        created_by: r.8,
+        created_at: r.9,
     }
 }
 
@@ -237,6 +272,12 @@ impl Store {
             )
             .fetch_all(&mut *tx)
             .await?;
+            let prompts: Vec<PromptRow> = sqlx::query_as(
+                "SELECT prompt_id, version, name, description, template, model, inference, arn, created_by, created_at \
+                 FROM prompts ORDER BY prompt_id, version",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
             let key_model_spend: Vec<(String, String, f64)> =
                 sqlx::query_as("SELECT token, model, spend FROM key_model_spend")
                     .fetch_all(&mut *tx)
@@ -255,6 +296,7 @@ impl Store {
                     .collect(),
                 keys: keys.into_iter().map(key_of).collect(),
                 models: models.into_iter().map(model_of).collect(),
+                prompts: prompts.into_iter().map(prompt_of).collect(),
                 key_model_spend: key_model_spend
                     .into_iter()
                     .map(|(t, m, s)| (key_model_id(&t, &m), s))
@@ -446,6 +488,31 @@ impl Store {
                         .execute(&mut *tx)
                         .await
                         .map_err(conflict)?;
+                    }
+                    Change::PutPrompt(pr) => {
+                        sqlx::query(
+                            "INSERT INTO prompts (prompt_id, version, name, description, template, model, inference, \
+                             arn, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        )
+                        .bind(&pr.prompt_id)
+                        .bind(pr.version)
+                        .bind(&pr.name)
+                        .bind(&pr.description)
+                        .bind(Value::Array(pr.template.clone()).to_string())
+                        .bind(&pr.model)
+                        .bind(Value::Object(pr.inference.clone()).to_string())
+                        .bind(&pr.arn)
+                        .bind(&pr.created_by)
+                        .bind(pr.created_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(conflict)?;
+                    }
+                    Change::DeletePrompt(id) => {
+                        sqlx::query("DELETE FROM prompts WHERE prompt_id = $1")
+                            .bind(*id)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     Change::DeleteModel(id) => {
                         sqlx::query("DELETE FROM proxy_models WHERE model_id = $1")

@@ -15,6 +15,7 @@
 
 mod keys;
 mod models;
+mod prompts;
 mod spend;
 mod teams;
 mod users;
@@ -37,6 +38,7 @@ pub fn routes() -> Router<SharedState> {
         .merge(teams::routes())
         .merge(spend::routes())
         .merge(models::routes())
+        .merge(prompts::routes())
 }
 
 /// Whether a route reads or writes.
