@@ -20,6 +20,22 @@ pub struct RawConfig {
     /// Values here are visible to `os.environ/NAME` references (they win over the process environment).
     #[serde(default)]
     pub environment_variables: Option<BTreeMap<String, ScalarString>>,
+    /// Tollgate's named upstream servers, reached as `/{name}/v1/…`.
+    #[serde(default)]
+    pub servers: Option<Vec<RawServer>>,
+}
+
+/// One named OpenAI-compatible server (`servers:`).
+#[derive(Debug, Deserialize)]
+pub struct RawServer {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub default_model: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

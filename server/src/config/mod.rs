@@ -96,6 +96,8 @@ pub struct DeploymentConfig {
     pub unusable: Option<String>,
     /// Added through `/model/new` (kept in the database), not the config file.
     pub db_model: bool,
+    /// A `servers:` entry: the caller's model name is sent upstream as given.
+    pub pass_model: bool,
 }
 
 /// A deployment added through the management API, as stored: LiteLLM's
@@ -217,6 +219,11 @@ pub fn load_str_with_secrets(
             Ok(None) => {}
             Err((p, reason)) => return Err(err(p, reason)),
         }
+    }
+    for (i, s) in raw.servers.iter().flatten().enumerate() {
+        let path = format!("servers[{i}]");
+        deployments
+            .push(server_deployment(s, &path, &env, &mut warnings).map_err(|(p, r)| err(p, r))?);
     }
     let config_ids: std::collections::HashSet<String> =
         deployments.iter().map(|d| d.id.clone()).collect();
@@ -395,6 +402,88 @@ pub fn load_str_with_secrets(
 }
 
 type FieldError = (String, String);
+
+/// The model group of a named server: `server:{name}`.
+pub fn server_group(name: &str) -> String {
+    format!("server:{name}")
+}
+
+/// Paths a server name would shadow.
+const RESERVED_SERVER_NAMES: &[&str] = &[
+    "v1",
+    "bedrock",
+    "anthropic",
+    "ui",
+    "key",
+    "user",
+    "team",
+    "model",
+    "spend",
+    "global",
+    "health",
+    "prompts",
+    "chat",
+    "pkg",
+    "audit",
+    "models",
+    "embeddings",
+    "session-ids",
+    "chat-history",
+];
+
+/// A `servers:` entry as a deployment of its own group, called with the
+/// caller's model name (else `default_model`) and the server's token.
+fn server_deployment(
+    s: &litellm::RawServer,
+    path: &str,
+    env: &Env,
+    warnings: &mut Vec<String>,
+) -> Result<DeploymentConfig, FieldError> {
+    let ok_name = !s.name.is_empty()
+        && s.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !RESERVED_SERVER_NAMES.contains(&s.name.as_str());
+    if !ok_name {
+        return Err((
+            format!("{path}.name"),
+            format!(
+                "{:?} cannot name a server: use letters, digits, - and _, and not one of {}",
+                s.name,
+                RESERVED_SERVER_NAMES.join(", ")
+            ),
+        ));
+    }
+    let base = s.url.trim_end_matches('/');
+    let api_base = if base.ends_with("/v1") {
+        base.to_string()
+    } else {
+        format!("{base}/v1")
+    };
+    let mut params = serde_json::json!({
+        "model": format!("openai/{}", s.default_model.as_deref().unwrap_or("default")),
+        "api_base": api_base,
+    });
+    if let Some(t) = &s.token {
+        params["api_key"] = Value::String(t.clone());
+    }
+    if let Some(t) = s.timeout {
+        params["timeout"] = t.into();
+    }
+    let entry: RawModelEntry = serde_json::from_value(serde_json::json!({
+        "model_name": server_group(&s.name),
+        "litellm_params": params,
+    }))
+    .map_err(|e| (path.to_string(), e.to_string()))?;
+    let mut d = build_deployment(&entry, path, env, warnings)?.ok_or_else(|| {
+        (
+            path.to_string(),
+            "the server could not be built".to_string(),
+        )
+    })?;
+    d.pass_model = true;
+    Ok(d)
+}
 
 /// Builds a database deployment as the config file's would be; returns the
 /// deployment (none if its provider is not supported) and the warnings about
@@ -620,6 +709,7 @@ fn build_deployment(
         model_info,
         unusable,
         db_model: false,
+        pass_model: false,
     }))
 }
 

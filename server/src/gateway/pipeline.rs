@@ -60,6 +60,8 @@ struct GatewayParams {
     opts: CallOptions,
     drop_params: Option<bool>,
     metadata: Option<Value>,
+    /// The model a named server (`/{server}/v1/…`) is asked for.
+    server_model: Option<String>,
 }
 
 fn take_gateway_params(
@@ -114,6 +116,10 @@ fn take_gateway_params(
     };
     // LiteLLM's `metadata` is for the gateway's logs, not the upstream.
     let metadata = extra.remove("metadata");
+    let server_model = match extra.remove(SERVER_MODEL) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    };
     Ok(GatewayParams {
         opts: CallOptions {
             fallbacks,
@@ -123,11 +129,15 @@ fn take_gateway_params(
         },
         drop_params,
         metadata,
+        server_model,
     })
 }
 
+/// Set by the `/{server}/v1/…` routes: the model name the caller asked the server for.
+pub const SERVER_MODEL: &str = "tollgate_server_model";
+
 /// The request as this deployment should receive it: its model id, its defaults.
-fn for_deployment(req: &ChatRequest, d: &Deployment) -> ChatRequest {
+fn for_deployment(req: &ChatRequest, d: &Deployment, server_model: Option<&str>) -> ChatRequest {
     let mut out = if d.config.defaults.is_empty() {
         req.clone()
     } else {
@@ -141,7 +151,10 @@ fn for_deployment(req: &ChatRequest, d: &Deployment) -> ChatRequest {
         }
         serde_json::from_value(v).unwrap_or_else(|_| req.clone())
     };
-    out.model = d.config.upstream_model.clone();
+    out.model = match server_model {
+        Some(m) if d.config.pass_model => m.to_string(),
+        _ => d.config.upstream_model.clone(),
+    };
     out
 }
 
@@ -359,9 +372,13 @@ pub async fn chat(
                 .drop_params
                 .or(dep.config.drop_params)
                 .unwrap_or(drop_default);
+            let server_model = gp.server_model.clone();
             async move {
                 dep.provider
-                    .chat(for_deployment(&req, &dep), drop_params)
+                    .chat(
+                        for_deployment(&req, &dep, server_model.as_deref()),
+                        drop_params,
+                    )
                     .await
             }
         })
@@ -420,10 +437,14 @@ pub async fn chat_stream(
                 .drop_params
                 .or(dep.config.drop_params)
                 .unwrap_or(drop_default);
+            let server_model = gp.server_model.clone();
             async move {
                 let mut s = dep
                     .provider
-                    .chat_stream(for_deployment(&req, &dep), drop_params)
+                    .chat_stream(
+                        for_deployment(&req, &dep, server_model.as_deref()),
+                        drop_params,
+                    )
                     .await?;
                 match s.next().await {
                     Some(Ok(first)) => Ok((first, s)),
@@ -654,7 +675,10 @@ pub async fn embeddings(
     let result = router
         .route(&model, &gp.opts, |dep, _| {
             let mut r = (*req).clone();
-            r.model = dep.config.upstream_model.clone();
+            r.model = match gp.server_model.as_deref() {
+                Some(m) if dep.config.pass_model => m.to_string(),
+                _ => dep.config.upstream_model.clone(),
+            };
             async move { dep.provider.embed(r).await }
         })
         .await;

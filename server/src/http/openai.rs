@@ -28,6 +28,80 @@ pub fn routes() -> Router<SharedState> {
         .route("/models", get(list_models))
         .route("/v1/models/{*id}", get(get_model))
         .route("/models/{*id}", get(get_model))
+        .route("/{server}/v1/chat/completions", post(server_chat))
+        .route("/{server}/v1/embeddings", post(server_embeddings))
+}
+
+/// The model group of a named server, if there is one.
+fn server_group(state: &SharedState, server: &str) -> Result<String, ApiError> {
+    let group = crate::config::server_group(server);
+    if state.router.load().has_model(&group) {
+        Ok(group)
+    } else {
+        Err(ApiError::not_found(format!(
+            "No server named {server:?}: servers are configured in the config file's `servers:`"
+        )))
+    }
+}
+
+/// `/{server}/v1/chat/completions`: the caller's key is checked and counted as
+/// for any model; the server gets its own token and the model name as asked.
+async fn server_chat(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+    rid: Option<Extension<RequestId>>,
+    Path(server): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let group = server_group(&state, &server)?;
+    let mut req: ChatRequest = parse_json(&body)?;
+    let asked = std::mem::replace(&mut req.model, group);
+    req.extra.insert(
+        pipeline::SERVER_MODEL.into(),
+        serde_json::Value::String(asked),
+    );
+    if req.messages.is_empty() {
+        return Err(
+            ApiError::bad_request("'messages' must contain at least one message").param("messages"),
+        );
+    }
+    let meta = CallMeta {
+        auth: &auth,
+        request_id: request_id(rid.as_deref()),
+        surface: "server",
+    };
+    if req.is_stream() {
+        let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
+        let mut resp = sse_response(stream);
+        route_headers(&mut resp, &info);
+        Ok(resp)
+    } else {
+        let (answer, info) = pipeline::chat(&state, meta, req).await?;
+        routed_json(&answer, &info)
+    }
+}
+
+async fn server_embeddings(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+    rid: Option<Extension<RequestId>>,
+    Path(server): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let group = server_group(&state, &server)?;
+    let mut req: EmbeddingRequest = parse_json(&body)?;
+    let asked = std::mem::replace(&mut req.model, group);
+    req.extra.insert(
+        pipeline::SERVER_MODEL.into(),
+        serde_json::Value::String(asked),
+    );
+    let meta = CallMeta {
+        auth: &auth,
+        request_id: request_id(rid.as_deref()),
+        surface: "server",
+    };
+    let (answer, info) = pipeline::embeddings(&state, meta, req).await?;
+    routed_json(&answer, &info)
 }
 
 /// Parses a JSON body, naming the offending field on failure.

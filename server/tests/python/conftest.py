@@ -203,6 +203,11 @@ def config_yaml(mock: str, slow_mock: str) -> str:
               model: openai/nothing-listens
               api_base: http://127.0.0.1:9/v1
               api_key: {UPSTREAM_SECRET}
+        servers:
+          - name: vllm-a
+            url: {mock}
+            token: sk-server-token-XYZ
+            default_model: served-default
         router_settings:
           num_retries: 1
           fallbacks: [{{"flaky": ["gpt-mock"]}}, {{"bedrock-503": ["claude-mock"]}}]
