@@ -98,6 +98,55 @@ async fn br_invoke(State(st): St, req: Request) -> Response {
     bedrock::invoke(st, r, model).await
 }
 
+/// Bedrock Agent `GetPrompt`: one canned chat prompt, `MOCKPROMPT1`
+/// (variables `tone` and `topic`, model `us.anthropic.claude-3-5-sonnet-20241022-v2:0`).
+async fn ba_get_prompt(Path(prompt_id): Path<String>, req: Request) -> Response {
+    let id = percent_decode(&prompt_id);
+    if id != "MOCKPROMPT1" && !id.ends_with(":prompt/MOCKPROMPT1") {
+        return crate::common::bedrock_error(
+            404,
+            "ResourceNotFoundException",
+            "The prompt was not found.",
+        );
+    }
+    let version = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("promptVersion="))
+        .unwrap_or("DRAFT")
+        .to_string();
+    let intro = if version == "1" {
+        "Describe"
+    } else {
+        "Explain"
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "id": "MOCKPROMPT1",
+            "arn": "arn:aws:bedrock:us-west-2:111122223333:prompt/MOCKPROMPT1",
+            "name": "mock-remote-prompt",
+            "version": version,
+            "defaultVariant": "v1",
+            "variants": [{
+                "name": "v1",
+                "templateType": "CHAT",
+                "templateConfiguration": {"chat": {
+                    "system": [{"text": "You are a {{tone}} guide."}],
+                    "messages": [{"role": "user", "content": [{"text": format!("{intro} {{{{topic}}}}")}]}],
+                    "inputVariables": [{"name": "tone"}, {"name": "topic"}],
+                }},
+                "modelId": "us.anthropic.claude-3-5-sonnet-20241022-v2:0",
+                "inferenceConfiguration": {"text": {"temperature": 0.2, "maxTokens": 50}},
+            }],
+            "createdAt": "2026-01-01T00:00:00Z",
+            "updatedAt": "2026-01-01T00:00:00Z",
+        }),
+    )
+}
+
 async fn not_found(State(st): St, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let _ = take_req!(st, req);
@@ -175,6 +224,8 @@ fn router(st: Arc<Shared>) -> Router {
             post(br_converse_stream),
         )
         .route("/model/{model_id}/invoke", post(br_invoke))
+        .route("/prompts/{prompt_id}", get(ba_get_prompt))
+        .route("/prompts/{prompt_id}/", get(ba_get_prompt))
         .route(
             "/__mock/faults",
             post(faults_post).get(faults_get).delete(faults_delete),

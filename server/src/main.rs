@@ -214,6 +214,7 @@ async fn serve(
     );
     let state = Arc::new(state::AppState {
         catalog,
+        prompt_cache: Default::default(),
         router: arc_swap::ArcSwap::from_pointee(router),
         store,
         logs: log_sink,

@@ -13,6 +13,8 @@ pub struct AppState {
     pub router: arc_swap::ArcSwap<Router>,
     /// What the router is built from, and how to rebuild it.
     pub catalog: crate::catalog::Catalog,
+    /// Prompts read from Bedrock Prompt Management.
+    pub prompt_cache: crate::gateway::prompts::RemoteCache,
     pub store: Store,
     pub logs: LogSink,
     pub auth: Authenticator,

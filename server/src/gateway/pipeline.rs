@@ -355,7 +355,7 @@ pub async fn chat(
     meta: CallMeta<'_>,
     mut req: ChatRequest,
 ) -> Result<(ChatResponse, RouteInfo), GatewayError> {
-    prompts::apply(state, &mut req)?;
+    prompts::apply(state, &mut req).await?;
     let mut model = req.model.clone();
     let (mut call, gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, false)?;
     let history = match history::begin(state, meta.auth, &model, &mut req).await {
@@ -419,7 +419,7 @@ pub async fn chat_stream(
     meta: CallMeta<'_>,
     mut req: ChatRequest,
 ) -> Result<(LoggedStream, RouteInfo), GatewayError> {
-    prompts::apply(state, &mut req)?;
+    prompts::apply(state, &mut req).await?;
     let include_usage = req.include_usage();
     let mut model = req.model.clone();
     let (mut call, gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, true)?;

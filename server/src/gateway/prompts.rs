@@ -4,13 +4,115 @@
 //! sent to the prompt's model with its inference settings (the request's own
 //! settings win), followed by the request's own messages, if any.
 //! Prompts are held in the in-memory directory: no database read per call.
+//! An ARN that names no local prompt is read from Bedrock Prompt Management
+//! (`GetPrompt`) and kept for [`REMOTE_TTL`].
 
 use super::pipeline::GatewayError;
 use super::types::{ChatRequest, Message};
 use crate::directory::records::PromptRecord;
 use crate::state::AppState;
 use serde_json::{Map, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a prompt read from Bedrock is used before it is read again.
+pub const REMOTE_TTL: Duration = Duration::from_secs(300);
+
+/// Prompts read from Bedrock, by the ARN they were called with.
+#[derive(Default)]
+pub struct RemoteCache(Mutex<HashMap<String, (Instant, Arc<PromptRecord>)>>);
+
+impl RemoteCache {
+    fn get(&self, arn: &str) -> Option<Arc<PromptRecord>> {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.get(arn)
+            .filter(|(at, _)| at.elapsed() < REMOTE_TTL)
+            .map(|(_, p)| Arc::clone(p))
+    }
+
+    fn put(&self, arn: &str, p: Arc<PromptRecord>) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.insert(arn.to_string(), (Instant::now(), p));
+    }
+}
+
+/// The model group a Bedrock model id is served by: a group of that name, or
+/// one whose deployment calls that model id.
+fn group_for(state: &AppState, model_id: &str) -> Option<String> {
+    let router = state.router.load();
+    if router.has_model(model_id) {
+        return Some(model_id.to_string());
+    }
+    let found = router
+        .groups()
+        .find(|(_, ds)| ds.iter().any(|d| d.config.upstream_model == model_id))
+        .map(|(name, _)| name.to_string());
+    found
+}
+
+/// A prompt from Bedrock Prompt Management, cached.
+async fn remote(
+    state: &AppState,
+    arn: &str,
+    id: &str,
+    version: Option<&str>,
+) -> Result<Arc<PromptRecord>, GatewayError> {
+    if let Some(p) = state.prompt_cache.get(arn) {
+        return Ok(p);
+    }
+    let r = crate::providers::bedrock::prompts::get_prompt(arn, id, version)
+        .await
+        .map_err(|e| {
+            if e.contains("ResourceNotFound") {
+                GatewayError::NotFound(e)
+            } else {
+                GatewayError::Unavailable(e)
+            }
+        })?;
+    let model = r
+        .model_id
+        .as_deref()
+        .and_then(|m| group_for(state, m))
+        .ok_or_else(|| GatewayError::Invalid {
+            message: format!(
+                "prompt {arn} runs on model {:?}, which this gateway does not serve",
+                r.model_id.as_deref().unwrap_or("(none)")
+            ),
+            param: Some("model".into()),
+        })?;
+    let p = Arc::new(PromptRecord {
+        prompt_id: r.id,
+        version: r.version.parse().unwrap_or(0),
+        name: r.name,
+        description: None,
+        template: r.messages,
+        model,
+        inference: r.inference,
+        arn: arn.to_string(),
+        created_by: Some("bedrock".into()),
+        created_at: 0,
+    });
+    state.prompt_cache.put(arn, Arc::clone(&p));
+    Ok(p)
+}
+
+/// The account in the ARNs of this gateway's own prompts.
+fn local_account() -> String {
+    crate::config::env::Env::default()
+        .get("TOLLGATE_AWS_ACCOUNT_ID")
+        .unwrap_or_else(|| "000000000000".into())
+}
+
+/// The ARN of a prompt kept here.
+pub fn local_arn(id: &str) -> String {
+    let env = crate::config::env::Env::default();
+    let region = env
+        .get("AWS_REGION")
+        .or_else(|| env.get("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".into());
+    format!("arn:aws:bedrock:{region}:{}:prompt/{id}", local_account())
+}
 
 /// `(prompt id, version)` of a prompt ARN, or none if `model` is not one.
 pub fn parse_arn(model: &str) -> Option<(&str, Option<&str>)> {
@@ -25,14 +127,24 @@ pub fn parse_arn(model: &str) -> Option<(&str, Option<&str>)> {
 }
 
 /// The prompt version an ARN names (latest without a version).
-pub fn find(state: &AppState, model: &str) -> Result<Option<Arc<PromptRecord>>, GatewayError> {
+/// A local prompt, else one read from Bedrock.
+pub async fn find(
+    state: &AppState,
+    model: &str,
+) -> Result<Option<Arc<PromptRecord>>, GatewayError> {
     let Some((id, version)) = parse_arn(model) else {
         return Ok(None);
     };
     let snap = state.directory.snapshot();
-    let versions = snap.prompts.get(id).ok_or_else(|| {
-        GatewayError::NotFound(format!("prompt {id} was not found (model={model})"))
-    })?;
+    let Some(versions) = snap.prompts.get(id) else {
+        // An ARN of this gateway's account names a prompt kept here, or none.
+        if model.split(':').nth(4) == Some(local_account().as_str()) {
+            return Err(GatewayError::NotFound(format!(
+                "prompt {id} was not found (model={model})"
+            )));
+        }
+        return remote(state, model, id, version).await.map(Some);
+    };
     let found = match version {
         None | Some("DRAFT") => versions.last(),
         Some(v) => {
@@ -102,7 +214,7 @@ fn fill_message(m: &Value, vars: &Map<String, Value>) -> Result<Value, String> {
 }
 
 /// If the request's model is a prompt ARN, renders the prompt into it.
-pub fn apply(state: &AppState, req: &mut ChatRequest) -> Result<(), GatewayError> {
+pub async fn apply(state: &AppState, req: &mut ChatRequest) -> Result<(), GatewayError> {
     let vars = match req.extra.remove("promptVariables") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(o)) => o,
@@ -114,7 +226,7 @@ pub fn apply(state: &AppState, req: &mut ChatRequest) -> Result<(), GatewayError
             })
         }
     };
-    let Some(prompt) = find(state, &req.model)? else {
+    let Some(prompt) = find(state, &req.model).await? else {
         if vars.is_empty() {
             return Ok(());
         }

@@ -2,6 +2,7 @@
 //! for chat, InvokeModel for Titan and Cohere embeddings.
 
 mod convert;
+pub mod prompts;
 
 use super::{completion_id, now_secs, ChunkStream, ErrorKind, ProviderError};
 use crate::config::DeploymentConfig;

@@ -107,3 +107,42 @@ def test_only_admins_write_and_deleted_prompts_are_gone(gateway, http, prompt):
     assert http.get(f"/prompts/{prompt['id']}").status_code == 404
     with pytest.raises(openai.NotFoundError):
         sdk(gateway).chat.completions.create(model=prompt["arn"], messages=[], extra_body={"promptVariables": {"topic": "x", "count": "1"}})
+
+
+REMOTE = "arn:aws:bedrock:us-west-2:111122223333:prompt/MOCKPROMPT1"
+
+
+@pytest.fixture(scope="module")
+def with_bedrock_agent(mock, slow_mock, tmp_path_factory):
+    """A gateway whose Bedrock Prompt Management endpoint is the mock."""
+    from conftest import start_gateway
+
+    gw = start_gateway(
+        mock.url,
+        slow_mock.url,
+        tmp_path_factory.mktemp("prompts-remote"),
+        {
+            "AWS_ENDPOINT_URL_BEDROCK_AGENT": mock.url,
+            "AWS_ACCESS_KEY_ID": "AKIDPROMPTS",
+            "AWS_SECRET_ACCESS_KEY": "prompt-secret",
+            "AWS_REGION": "us-west-2",
+        },
+    )
+    yield gw
+    gw.stop()
+
+
+def test_prompts_in_bedrock_prompt_management_are_read_with_get_prompt(with_bedrock_agent, mock_ctl):
+    c = sdk(with_bedrock_agent)
+    raw = c.chat.completions.with_raw_response.create(
+        model=REMOTE, messages=[], extra_body={"promptVariables": {"tone": {"text": "calm"}, "topic": {"text": "pears"}}}
+    )
+    assert raw.headers["x-tollgate-model"] == "bedrock-mock"
+    assert "Explain pears" in raw.parse().choices[0].message.content
+    v1 = c.chat.completions.create(model=REMOTE + ":1", messages=[], extra_body={"promptVariables": {"tone": "x", "topic": "figs"}})
+    assert "Describe figs" in v1.choices[0].message.content
+    b = bedrock_client(with_bedrock_agent)
+    r = b.converse(modelId=REMOTE, promptVariables={"tone": {"text": "calm"}, "topic": {"text": "plums"}})
+    assert "Explain plums" in r["output"]["message"]["content"][0]["text"]
+    with pytest.raises(openai.NotFoundError):
+        c.chat.completions.create(model=REMOTE.replace("MOCKPROMPT1", "OTHERPRMPT"), messages=[])

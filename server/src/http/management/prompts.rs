@@ -32,18 +32,6 @@ fn new_id() -> String {
         .collect()
 }
 
-fn arn(id: &str) -> String {
-    let env = crate::config::env::Env::default();
-    let region = env
-        .get("AWS_REGION")
-        .or_else(|| env.get("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|| "us-east-1".into());
-    let account = env
-        .get("TOLLGATE_AWS_ACCOUNT_ID")
-        .unwrap_or_else(|| "000000000000".into());
-    format!("arn:aws:bedrock:{region}:{account}:prompt/{id}")
-}
-
 /// The template as messages: a string is one user message.
 fn template(v: Value) -> Result<Vec<Value>, ApiError> {
     let messages = match v {
@@ -155,7 +143,7 @@ async fn create(
     }
     let id = new_id();
     let p = PromptRecord {
-        arn: arn(&id),
+        arn: crate::gateway::prompts::local_arn(&id),
         prompt_id: id,
         version: 1,
         name,
