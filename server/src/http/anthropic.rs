@@ -10,7 +10,7 @@ use crate::gateway::router::RouteError;
 use crate::gateway::types::{ChatChunk, ChatRequest, ChatResponse, Usage};
 use crate::providers::ErrorKind;
 use crate::state::SharedState;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -507,12 +507,7 @@ pub fn sse(stream: pipeline::LoggedStream, model: &str) -> Response {
         }
         Ok::<_, std::convert::Infallible>(Bytes::from(buf))
     });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(body))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    super::openai::streamed("text/event-stream", body)
 }
 
 fn request(body: &[u8]) -> Result<(ChatRequest, String), AnthropicError> {

@@ -17,7 +17,7 @@ use crate::providers::ErrorKind;
 use crate::state::SharedState;
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue as EsValue, Message};
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -201,6 +201,14 @@ fn request(
     Ok(req)
 }
 
+fn call_meta<'a>(auth: &'a AuthContext, request_id: &str) -> CallMeta<'a> {
+    CallMeta {
+        auth,
+        request_id: request_id.to_string(),
+        surface: "bedrock",
+    }
+}
+
 fn with_ids(resp: &mut Response, request_id: &str, info: &pipeline::RouteInfo) {
     super::openai::route_headers(resp, info);
     if let Ok(v) = HeaderValue::from_str(request_id) {
@@ -219,11 +227,7 @@ async fn converse(
     let started = Instant::now();
     let req = request(&state, &model_id, &body, false)?;
     let request_id = super::openai::request_id(rid.as_deref());
-    let meta = CallMeta {
-        auth: &auth,
-        request_id: request_id.clone(),
-        surface: "bedrock",
-    };
+    let meta = call_meta(&auth, &request_id);
     let (answer, info) = pipeline::chat(&state, meta, req).await?;
     let out = converse::from_response(&answer, started.elapsed().as_millis() as u64);
     let mut resp = (
@@ -279,11 +283,7 @@ async fn converse_stream(
     let started = Instant::now();
     let req = request(&state, &model_id, &body, true)?;
     let request_id = super::openai::request_id(rid.as_deref());
-    let meta = CallMeta {
-        auth: &auth,
-        request_id: request_id.clone(),
-        surface: "bedrock",
-    };
+    let meta = call_meta(&auth, &request_id);
     let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
     let mut events = converse::StreamEvents::default();
     let body = stream.map(move |item| {
@@ -312,11 +312,7 @@ async fn converse_stream(
         };
         Ok::<_, std::convert::Infallible>(bytes)
     });
-    let mut resp = Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/vnd.amazon.eventstream")
-        .body(Body::from_stream(body))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    let mut resp = super::openai::streamed("application/vnd.amazon.eventstream", body);
     with_ids(&mut resp, &request_id, &info);
     Ok(resp)
 }
@@ -369,11 +365,7 @@ async fn invoke(
 ) -> Result<Response, AwsError> {
     let (req, format) = invoke_request(&state, &model_id, &body, false)?;
     let request_id = super::openai::request_id(rid.as_deref());
-    let meta = CallMeta {
-        auth: &auth,
-        request_id: request_id.clone(),
-        surface: "bedrock",
-    };
+    let meta = call_meta(&auth, &request_id);
     let (answer, info) = pipeline::chat(&state, meta, req).await?;
     let out = match format {
         Format::BedrockTitan => super::formats::titan_response(&answer),
@@ -405,11 +397,7 @@ async fn invoke_stream(
 ) -> Result<Response, AwsError> {
     let (req, format) = invoke_request(&state, &model_id, &body, true)?;
     let request_id = super::openai::request_id(rid.as_deref());
-    let meta = CallMeta {
-        auth: &auth,
-        request_id: request_id.clone(),
-        surface: "bedrock",
-    };
+    let meta = call_meta(&auth, &request_id);
     let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
     let mut claude = super::anthropic::StreamEvents::new(&model_id);
     let mut titan = super::formats::TitanStream::default();
@@ -440,11 +428,7 @@ async fn invoke_stream(
         };
         Ok::<_, std::convert::Infallible>(bytes)
     });
-    let mut resp = Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/vnd.amazon.eventstream")
-        .body(Body::from_stream(body))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    let mut resp = super::openai::streamed("application/vnd.amazon.eventstream", body);
     with_ids(&mut resp, &request_id, &info);
     Ok(resp)
 }

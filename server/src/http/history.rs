@@ -86,14 +86,7 @@ async fn openai_history(
     Extension(auth): Extension<AuthContext>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = session_id_of(&body)?;
-    let s = visible(&state, &auth, &id, false).await?;
-    let messages = state
-        .store
-        .session_messages(&id)
-        .await
-        .map_err(store_error)?;
-    Ok(Json(view(&s, messages)).into_response())
+    history(&state, &auth, &body, false).await
 }
 
 async fn bedrock_history(
@@ -101,14 +94,29 @@ async fn bedrock_history(
     Extension(auth): Extension<AuthContext>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = session_id_of(&body)?;
-    let s = visible(&state, &auth, &id, false).await?;
+    history(&state, &auth, &body, true).await
+}
+
+/// A session's messages, in OpenAI's format or (`converse`) Bedrock's.
+async fn history(
+    state: &SharedState,
+    auth: &AuthContext,
+    body: &[u8],
+    converse: bool,
+) -> Result<Response, ApiError> {
+    let id = session_id_of(body)?;
+    let s = visible(state, auth, &id, false).await?;
     let messages = state
         .store
         .session_messages(&id)
         .await
         .map_err(store_error)?;
-    Ok(Json(view(&s, to_converse(&messages))).into_response())
+    let messages = if converse {
+        to_converse(&messages)
+    } else {
+        messages
+    };
+    Ok(Json(view(&s, messages)).into_response())
 }
 
 async fn session_ids(

@@ -360,10 +360,19 @@ fn titan_sse(stream: LoggedStream) -> Response {
         }
         Ok::<_, std::convert::Infallible>(Bytes::from(buf))
     });
+    streamed("text/event-stream", body)
+}
+
+/// A 200 streamed answer of `content_type` from a stream of encoded pieces.
+pub fn streamed(
+    content_type: &'static str,
+    body: impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
+) -> Response {
     Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CONTENT_TYPE, content_type)
         .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
         .body(Body::from_stream(body))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
@@ -390,13 +399,7 @@ fn sse_response(stream: LoggedStream) -> Response {
             Ok(Bytes::from(buf))
         })
         .chain(futures::stream::once(async { Ok(Bytes::from_static(b"data: [DONE]\n\n")) }));
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .body(Body::from_stream(body))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    streamed("text/event-stream", body)
 }
 
 async fn embeddings(
