@@ -70,15 +70,7 @@ async fn server_chat(
         request_id: request_id(rid.as_deref()),
         surface: "server",
     };
-    if req.is_stream() {
-        let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
-        let mut resp = sse_response(stream);
-        route_headers(&mut resp, &info);
-        Ok(resp)
-    } else {
-        let (answer, info) = pipeline::chat(&state, meta, req).await?;
-        routed_json(&answer, &info)
-    }
+    answer(&state, meta, req, Format::OpenAi).await
 }
 
 async fn server_embeddings(
@@ -307,14 +299,24 @@ async fn chat_completions(
     if input == Format::OpenAi {
         validate_chat(&req)?;
     }
-    let model = req.model.clone();
     let meta = CallMeta {
         auth: &auth,
         request_id: request_id(rid.as_deref()),
         surface: "openai",
     };
+    answer(&state, meta, req, target).await
+}
+
+/// Calls the model and renders the answer in `target`'s shape, streamed or not.
+async fn answer(
+    state: &SharedState,
+    meta: CallMeta<'_>,
+    req: ChatRequest,
+    target: Format,
+) -> Result<Response, ApiError> {
+    let model = req.model.clone();
     if req.is_stream() {
-        let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
+        let (stream, info) = pipeline::chat_stream(state, meta, req).await?;
         let mut resp = match target {
             Format::OpenAi => sse_response(stream),
             Format::BedrockClaude => super::anthropic::sse(stream, &model),
@@ -323,7 +325,7 @@ async fn chat_completions(
         route_headers(&mut resp, &info);
         Ok(resp)
     } else {
-        let (answer, info) = pipeline::chat(&state, meta, req).await?;
+        let (answer, info) = pipeline::chat(state, meta, req).await?;
         match (target, &info.session) {
             (Format::BedrockClaude, _) => {
                 routed_json(&super::anthropic::from_response(&answer, &model), &info)
