@@ -160,7 +160,7 @@ impl Catalog {
         let Some(m) = opened.first() else {
             return Err("its secrets cannot be decrypted".into());
         };
-        let refs = secrets::references(&Value::Object(m.litellm_params.clone()).to_string());
+        let refs = references(m);
         let values = secrets::fetch(&refs).await?;
         let env = config::env::Env::default().with_secrets(values);
         match config::db_deployment(m, &env)? {
@@ -180,7 +180,7 @@ impl Catalog {
         // Secrets named by new models are read now; the others keep their values.
         let missing: Vec<String> = opened
             .iter()
-            .flat_map(|m| secrets::references(&Value::Object(m.litellm_params.clone()).to_string()))
+            .flat_map(references)
             .filter(|r| !built.secrets.contains_key(r))
             .collect();
         if !missing.is_empty() {
@@ -223,9 +223,7 @@ impl Catalog {
         let opened = self.open(&built.models);
         let mut refs = secrets::references(&self.text);
         for m in &opened {
-            refs.extend(secrets::references(
-                &Value::Object(m.litellm_params.clone()).to_string(),
-            ));
+            refs.extend(references(m));
         }
         let fresh = match secrets::fetch(&refs).await {
             Ok(f) => f,
@@ -255,6 +253,11 @@ impl Catalog {
             }
         }
     }
+}
+
+/// The `aws_secretsmanager/…` references in a database model's parameters.
+fn references(m: &DbModel) -> Vec<String> {
+    secrets::references(&Value::Object(m.litellm_params.clone()).to_string())
 }
 
 fn is_reference(v: &str) -> bool {

@@ -81,6 +81,10 @@ pub async fn begin(
             })
         }
     };
+    // Most calls ask for no history: they pay for nothing below.
+    if !enable && session_id.is_none() {
+        return Ok(None);
+    }
     let split = req
         .messages
         .iter()

@@ -37,20 +37,6 @@ impl RemoteCache {
     }
 }
 
-/// The model group a Bedrock model id is served by: a group of that name, or
-/// one whose deployment calls that model id.
-fn group_for(state: &AppState, model_id: &str) -> Option<String> {
-    let router = state.router.load();
-    if router.has_model(model_id) {
-        return Some(model_id.to_string());
-    }
-    let found = router
-        .groups()
-        .find(|(_, ds)| ds.iter().any(|d| d.config.upstream_model == model_id))
-        .map(|(name, _)| name.to_string());
-    found
-}
-
 /// A prompt from Bedrock Prompt Management, cached.
 async fn remote(
     state: &AppState,
@@ -73,7 +59,7 @@ async fn remote(
     let model = r
         .model_id
         .as_deref()
-        .and_then(|m| group_for(state, m))
+        .and_then(|m| state.router.load().group_for(m))
         .ok_or_else(|| GatewayError::Invalid {
             message: format!(
                 "prompt {arn} runs on model {:?}, which this gateway does not serve",

@@ -200,6 +200,18 @@ impl Router {
         self.groups.contains_key(name)
     }
 
+    /// The model group a name stands for: a group of that name, or the group
+    /// of a deployment calling that upstream model id (a Bedrock model id,
+    /// inference profile id or ARN).
+    pub fn group_for(&self, model_id: &str) -> Option<String> {
+        if self.has_model(model_id) {
+            return Some(model_id.to_string());
+        }
+        self.groups()
+            .find(|(_, ds)| ds.iter().any(|d| d.config.upstream_model == model_id))
+            .map(|(name, _)| name.to_string())
+    }
+
     /// Whether a key may call a model group: its `models`, its team's (or its
     /// user's), with this group's access groups.
     pub fn check_access(

@@ -233,21 +233,7 @@ pub fn to_openai(body: &Value) -> Result<Value, AnthropicError> {
                 }
             }
         }
-        messages.extend(tool_results);
-        if role == "assistant" {
-            let text: Vec<&str> = parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect();
-            let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text.join("")) }});
-            if !tool_calls.is_empty() {
-                msg["tool_calls"] = Value::Array(tool_calls);
-            }
-            messages.push(msg);
-        } else if !parts.is_empty() {
-            let only_text = parts.len() == 1 && parts[0]["type"] == "text";
-            messages.push(json!({"role": "user", "content": if only_text { parts[0]["text"].clone() } else { Value::Array(parts) }}));
-        }
+        super::formats::push_turn(&mut messages, role, parts, tool_calls, tool_results);
     }
     let mut req = json!({"model": model, "messages": messages, "max_tokens": max_tokens});
     if body.get("stream").and_then(Value::as_bool) == Some(true) {

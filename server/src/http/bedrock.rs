@@ -156,15 +156,11 @@ fn from_attempts(model: &str, attempts: &[Attempt]) -> AwsError {
 /// The model group a `modelId` names: a group itself, or the upstream model id
 /// (Bedrock model id, inference profile id or ARN) of one of its deployments.
 fn resolve_model(state: &SharedState, model_id: &str) -> String {
-    let router = state.router.load();
-    if router.has_model(model_id) {
-        return model_id.to_string();
-    }
-    let found = router
-        .groups()
-        .find(|(_, ds)| ds.iter().any(|d| d.config.upstream_model == model_id))
-        .map(|(name, _)| name.to_string());
-    found.unwrap_or_else(|| model_id.to_string())
+    state
+        .router
+        .load()
+        .group_for(model_id)
+        .unwrap_or_else(|| model_id.to_string())
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, AwsError> {

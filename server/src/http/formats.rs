@@ -39,6 +39,44 @@ impl Format {
     }
 }
 
+/// Appends one turn of a block-based API (Anthropic Messages, Converse) to
+/// OpenAI messages: its tool results first (they answer the previous
+/// assistant turn), then the assistant's text and tool calls, or the user's
+/// parts (a lone text part as a plain string).
+pub fn push_turn(
+    messages: &mut Vec<Value>,
+    role: &str,
+    parts: Vec<Value>,
+    tool_calls: Vec<Value>,
+    tool_results: Vec<Value>,
+) {
+    messages.extend(tool_results);
+    if role == "assistant" {
+        let text: Vec<&str> = parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect();
+        let content = if text.is_empty() {
+            Value::Null
+        } else {
+            Value::String(text.join(""))
+        };
+        let mut msg = json!({"role": "assistant", "content": content});
+        if !tool_calls.is_empty() {
+            msg["tool_calls"] = Value::Array(tool_calls);
+        }
+        messages.push(msg);
+    } else if !parts.is_empty() {
+        let only_text = parts.len() == 1 && parts[0]["type"] == "text";
+        let content = if only_text {
+            parts[0]["text"].clone()
+        } else {
+            Value::Array(parts)
+        };
+        messages.push(json!({"role": "user", "content": content}));
+    }
+}
+
 /// A Titan text request as an OpenAI chat request for `model`.
 pub fn titan_to_openai(body: &Value, model: &str) -> Result<Value, String> {
     let text = body
