@@ -116,12 +116,13 @@ test-rust:
 	$(CARGO) test --release -p server -p tollgate-bench -p app
 
 test-python:
-	cd server/tests/python && TOLLGATE_BIN=$(TOLLGATE_BIN) MOCK_BIN=$(MOCK_BIN) \
+	redis=$$(.ci/redis.sh start) && \
+	cd server/tests/python && TOLLGATE_TEST_REDIS_URL=$$redis TOLLGATE_BIN=$(TOLLGATE_BIN) MOCK_BIN=$(MOCK_BIN) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider
 
 test-python-postgres:
-	url=$$(.ci/postgres.sh start) && .ci/postgres.sh reset >/dev/null && \
-	cd server/tests/python && TOLLGATE_TEST_DATABASE_URL=$$url TOLLGATE_BIN=$(TOLLGATE_BIN) MOCK_BIN=$(MOCK_BIN) \
+	url=$$(.ci/postgres.sh start) && .ci/postgres.sh reset >/dev/null && redis=$$(.ci/redis.sh start) && \
+	cd server/tests/python && TOLLGATE_TEST_DATABASE_URL=$$url TOLLGATE_TEST_REDIS_URL=$$redis TOLLGATE_BIN=$(TOLLGATE_BIN) MOCK_BIN=$(MOCK_BIN) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider
 
 test-e2e:

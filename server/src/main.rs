@@ -3,6 +3,7 @@
 mod auth;
 mod catalog;
 mod config;
+mod counters;
 mod directory;
 mod gateway;
 mod http;
@@ -202,6 +203,21 @@ async fn serve(
     .map_err(|e| format!("cannot read users, teams and keys: {e}"))?;
     let background = tokio_util::sync::CancellationToken::new();
     let poller = directory.spawn_poller(background.clone());
+    let counters = Arc::new(match &cfg.redis_url {
+        Some(url) => {
+            let prefix = env
+                .get("TOLLGATE_REDIS_PREFIX")
+                .unwrap_or_else(|| "tollgate:".into());
+            let c = counters::Counters::with_redis(url, &prefix)?;
+            tracing::info!(
+                prefix,
+                "limits, cooldowns and usage are shared through Redis"
+            );
+            c
+        }
+        None => counters::Counters::local(),
+    });
+    counters.spawn_probe(background.clone());
     let (log_sink, log_writer) = logs::LogWriter::start(store.clone(), directory.clone());
     if env.get("TOLLGATE_SALT_KEY").is_none() && env.get("LITELLM_SALT_KEY").is_none() {
         tracing::info!("no TOLLGATE_SALT_KEY: provider keys of models added through the API are sealed with the master key, and cannot be read if it changes");
@@ -221,6 +237,12 @@ async fn serve(
         auth: auth::Authenticator::new(&master_key, directory.clone()),
         directory,
         management: cfg.management.clone(),
+        limiter: gateway::limits::Limiter::new(
+            counters,
+            gateway::limits::ProxyLimits {
+                global_max_parallel_requests: cfg.global_max_parallel_requests,
+            },
+        ),
         started_at: providers::now_secs(),
     });
 

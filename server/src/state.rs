@@ -21,6 +21,8 @@ pub struct AppState {
     /// Users, teams and keys, in memory.
     pub directory: Arc<Directory>,
     pub management: ManagementConfig,
+    /// Rate limits, counted in Redis when configured.
+    pub limiter: crate::gateway::limits::Limiter,
     /// Unix seconds when this process started (the `created` of listed models).
     pub started_at: i64,
 }

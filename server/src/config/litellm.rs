@@ -164,6 +164,10 @@ pub struct RawRouterSettings {
     pub fallbacks: Option<RawFallbacks>,
     pub context_window_fallbacks: Option<RawFallbacks>,
     pub default_fallbacks: Option<OneOrMany>,
+    pub redis_host: Option<ScalarString>,
+    pub redis_port: Option<ScalarString>,
+    pub redis_password: Option<ScalarString>,
+    pub redis_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,6 +191,7 @@ pub struct RawLitellmSettings {
 pub struct RawGeneralSettings {
     pub master_key: Option<String>,
     pub database_url: Option<String>,
+    pub global_max_parallel_requests: Option<u64>,
 }
 
 /// A YAML scalar read as text: `id: 42` and `id: "42"` both give "42".

@@ -8,7 +8,9 @@ pub mod secrets;
 
 use crate::secret::Secret;
 use env::{Env, Resolved};
-use litellm::{OneOrMany, RawConfig, RawFallbacks, RawLitellmParams, RawModelEntry};
+use litellm::{
+    OneOrMany, RawConfig, RawFallbacks, RawLitellmParams, RawModelEntry, RawRouterSettings,
+};
 use providers::Family;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -34,6 +36,10 @@ pub struct Config {
     pub drop_params: bool,
     pub master_key: Option<Secret>,
     pub database_url: Option<String>,
+    /// Where limits, cooldowns, usage and the cache are shared, if anywhere:
+    /// `REDIS_URL`, else `router_settings.redis_*` (or `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`).
+    pub redis_url: Option<String>,
+    pub global_max_parallel_requests: Option<u64>,
     pub management: ManagementConfig,
     /// Keys read but not acted on yet, and deployments that could not be used, each with its path.
     pub warnings: Vec<String>,
@@ -258,6 +264,7 @@ pub fn load_str_with_secrets(
     }
 
     let rs = raw.router_settings.unwrap_or_default();
+    let redis_url = redis_url(&rs, &env).map_err(|(p, r)| err(p, r))?;
     let ls = raw.litellm_settings.unwrap_or_default();
     let secs = |v: Option<f64>, path: &str| -> Result<Option<Duration>, ConfigError> {
         match v {
@@ -390,6 +397,8 @@ pub fn load_str_with_secrets(
     };
 
     Ok(Config {
+        redis_url,
+        global_max_parallel_requests: gs.global_max_parallel_requests.filter(|n| *n > 0),
         management,
         source: file.to_string(),
         deployments,
@@ -402,6 +411,66 @@ pub fn load_str_with_secrets(
 }
 
 type FieldError = (String, String);
+
+/// Redis, as LiteLLM finds it: `REDIS_URL`, else host, port and password from
+/// `router_settings` (each may be `os.environ/NAME`), else `REDIS_HOST`,
+/// `REDIS_PORT`, `REDIS_PASSWORD`.
+fn redis_url(rs: &RawRouterSettings, env: &Env) -> Result<Option<String>, FieldError> {
+    let field = |v: Option<&str>, path: &str, var: &str| -> Result<Option<String>, FieldError> {
+        match v.map(|v| env.resolve(v)) {
+            None => Ok(env.get(var)),
+            Some(Resolved::Value(v)) => Ok(Some(v).filter(|v| !v.is_empty())),
+            Some(Resolved::MissingVar(n) | Resolved::MissingSecret(n)) => Err((
+                format!("router_settings.{path}"),
+                format!("names {n}, which is not set"),
+            )),
+        }
+    };
+    let url = field(rs.redis_url.as_deref(), "redis_url", "REDIS_URL")?;
+    if let Some(u) = url {
+        if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix://")) {
+            return Err((
+                "router_settings.redis_url".into(),
+                "must start with redis://, rediss:// or unix://".into(),
+            ));
+        }
+        return Ok(Some(u));
+    }
+    let Some(host) = field(
+        rs.redis_host.as_ref().map(|s| s.0.as_str()),
+        "redis_host",
+        "REDIS_HOST",
+    )?
+    else {
+        return Ok(None);
+    };
+    let port = field(
+        rs.redis_port.as_ref().map(|s| s.0.as_str()),
+        "redis_port",
+        "REDIS_PORT",
+    )?
+    .unwrap_or_else(|| "6379".into());
+    if port.parse::<u16>().is_err() {
+        return Err((
+            "router_settings.redis_port".into(),
+            format!("{port:?} is not a port number"),
+        ));
+    }
+    let password = field(
+        rs.redis_password.as_ref().map(|s| s.0.as_str()),
+        "redis_password",
+        "REDIS_PASSWORD",
+    )?;
+    let auth = password
+        .map(|p| {
+            format!(
+                ":{}@",
+                percent_encoding::utf8_percent_encode(&p, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .unwrap_or_default();
+    Ok(Some(format!("redis://{auth}{host}:{port}")))
+}
 
 /// The model group of a named server: `server:{name}`.
 pub fn server_group(name: &str) -> String {

@@ -3,6 +3,7 @@
 //! Surfaces parse into the neutral request before, and render the result after.
 
 use super::history;
+use super::limits::{Permit, RateHeaders, RateLimited};
 use super::prompts;
 use super::router::{CallOptions, Deployment, RouteError, Routed};
 use super::tokens;
@@ -37,6 +38,8 @@ pub enum GatewayError {
     NotFound(String),
     /// A part the call needs is down (503), e.g. the chat history store.
     Unavailable(String),
+    /// A rate limit is reached (429, with `retry-after`).
+    RateLimited(Box<RateLimited>),
 }
 
 /// Where a routed call went, for response headers.
@@ -46,6 +49,8 @@ pub struct RouteInfo {
     pub fallbacks_used: usize,
     /// The chat-history session of the call and how many stored messages were sent.
     pub session: Option<(String, usize)>,
+    /// The call's tightest rate limits, for `x-ratelimit-*`.
+    pub rate: RateHeaders,
 }
 
 /// Who called and how, for the log.
@@ -62,6 +67,8 @@ struct GatewayParams {
     metadata: Option<Value>,
     /// The model a named server (`/{server}/v1/…`) is asked for.
     server_model: Option<String>,
+    /// Lower is served first when calls wait for a slot (`priority`).
+    priority: Option<i64>,
 }
 
 fn take_gateway_params(
@@ -116,6 +123,13 @@ fn take_gateway_params(
     };
     // LiteLLM's `metadata` is for the gateway's logs, not the upstream.
     let metadata = extra.remove("metadata");
+    let priority =
+        match extra.remove("priority") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_i64().filter(|p| *p >= 0).ok_or_else(|| {
+                invalid("priority", "a non-negative integer (0 is served first)")
+            })?),
+        };
     let server_model = match extra.remove(SERVER_MODEL) {
         Some(Value::String(s)) if !s.is_empty() => Some(s),
         _ => None,
@@ -130,6 +144,7 @@ fn take_gateway_params(
         drop_params,
         metadata,
         server_model,
+        priority,
     })
 }
 
@@ -191,6 +206,8 @@ struct Call<'s> {
     log: RequestLog,
     started: Instant,
     key: Option<Arc<KeyEntry>>,
+    /// Room under the caller's rate limits, held until the call ends.
+    permit: Permit,
 }
 
 impl<'s> Call<'s> {
@@ -224,6 +241,7 @@ impl<'s> Call<'s> {
             },
             started: Instant::now(),
             key,
+            permit: Permit::none(),
         };
         if let Err(e) = call.admit(model) {
             return Err(call.fail(e));
@@ -268,6 +286,32 @@ impl<'s> Call<'s> {
         }
     }
 
+    /// Reserves room under the caller's rate limits, waiting by priority for a
+    /// slot in flight if one is full.
+    async fn limit(
+        &mut self,
+        model: &str,
+        gp: &GatewayParams,
+        prompt_tokens: impl FnOnce() -> u64,
+    ) -> Result<(), GatewayError> {
+        let key = self.key.as_deref();
+        let priority = gp
+            .priority
+            .or_else(|| key.and_then(default_priority))
+            .unwrap_or(i64::MAX);
+        let wait = gp
+            .opts
+            .timeout
+            .unwrap_or_else(|| self.state.router.load().request_timeout());
+        self.permit = self
+            .state
+            .limiter
+            .admit(key, model, prompt_tokens, priority, wait)
+            .await
+            .map_err(|e| GatewayError::RateLimited(Box::new(e)))?;
+        Ok(())
+    }
+
     /// Records where a routed call went.
     fn routed<T>(&mut self, r: &Routed<T>) -> RouteInfo {
         self.log.model_group = Some(r.model_group.clone());
@@ -281,11 +325,14 @@ impl<'s> Call<'s> {
             retries: r.attempts.len(),
             fallbacks_used: r.fallbacks_used,
             session: None,
+            rate: self.permit.headers,
         }
     }
 
     /// Logs a completed call with its usage and cost.
     fn succeed(mut self, deployment: &Deployment, usage: &Usage) {
+        self.permit
+            .settle(usage.prompt_tokens + usage.completion_tokens);
         self.log.prompt_tokens = usage.prompt_tokens;
         self.log.completion_tokens = usage.completion_tokens;
         self.log.spend = cost(deployment, usage);
@@ -332,6 +379,10 @@ impl<'s> Call<'s> {
                 log.status_code = 503;
                 log.error = Some(m.clone());
             }
+            GatewayError::RateLimited(r) => {
+                log.status_code = 429;
+                log.error = Some(r.message.clone());
+            }
             GatewayError::Route(RouteError::Failed { attempts, .. }) => {
                 log.attempts = attempts.len() as u32;
                 log.status_code = attempts.last().and_then(|a| a.error.status).unwrap_or(502);
@@ -362,6 +413,9 @@ pub async fn chat(
         Ok(h) => h,
         Err(e) => return Err(call.fail(e)),
     };
+    if let Err(e) = call.limit(&model, &gp, || tokens::prompt(&req)).await {
+        return Err(call.fail(e));
+    }
     let router = state.router.load_full();
     let drop_default = router.drop_params;
     let req = Arc::new(req);
@@ -427,6 +481,9 @@ pub async fn chat_stream(
         Ok(h) => h,
         Err(e) => return Err(call.fail(e)),
     };
+    if let Err(e) = call.limit(&model, &gp, || tokens::prompt(&req)).await {
+        return Err(call.fail(e));
+    }
     let router = state.router.load_full();
     let drop_default = router.drop_params;
     let req = Arc::new(req);
@@ -488,11 +545,22 @@ pub async fn chat_stream(
                 sink: state.logs.clone(),
                 spend_to: (Arc::clone(&state.directory), call.key.take()),
                 failed: None,
+                permit: std::mem::replace(&mut call.permit, Permit::none()),
             };
             Ok((stream, info))
         }
         Err(e) => Err(call.fail(GatewayError::Route(e))),
     }
+}
+
+/// A key's default priority: its `metadata.priority`, else its team's.
+fn default_priority(key: &KeyEntry) -> Option<i64> {
+    let of = |m: &Map<String, Value>| m.get("priority").and_then(Value::as_i64);
+    of(&key.record.settings.metadata).or_else(|| {
+        key.team
+            .as_ref()
+            .and_then(|t| of(&t.record.settings.metadata))
+    })
 }
 
 /// A committed stream of chunks that writes its request log when it ends, fails,
@@ -526,6 +594,8 @@ pub struct LoggedStream {
     /// Where the spend is counted at once: the directory and the caller's key.
     spend_to: (Arc<directory::Directory>, Option<Arc<KeyEntry>>),
     failed: Option<String>,
+    /// Room under the caller's rate limits, released when the stream ends.
+    permit: Permit,
 }
 
 impl LoggedStream {
@@ -539,6 +609,9 @@ impl LoggedStream {
             .unwrap_or_else(|| tokens::estimate(&self.req, tokens::count(&self.streamed)));
         log.prompt_tokens = usage.prompt_tokens;
         log.completion_tokens = usage.completion_tokens;
+        self.permit
+            .settle(usage.prompt_tokens + usage.completion_tokens);
+        self.permit = Permit::none();
         log.spend = cost(&self.deployment, &usage);
         log.outcome = outcome;
         log.status_code = 200;
@@ -670,6 +743,12 @@ pub async fn embeddings(
         &mut req.extra,
         false,
     )?;
+    if let Err(e) = call
+        .limit(&model, &gp, || tokens::embedding_input(&req))
+        .await
+    {
+        return Err(call.fail(e));
+    }
     let req = Arc::new(req);
     let router = state.router.load_full();
     let result = router

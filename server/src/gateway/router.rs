@@ -398,6 +398,12 @@ impl Router {
         Err(last)
     }
 
+    /// How long a call may take in all (`timeout` / `request_timeout`), and so
+    /// how long it may wait for a slot.
+    pub fn request_timeout(&self) -> Duration {
+        self.settings.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+
     fn timeout_for(&self, d: &DeploymentConfig, opts: &CallOptions) -> Duration {
         let stream = if opts.stream {
             d.stream_timeout.or(self.settings.stream_timeout)

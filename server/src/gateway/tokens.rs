@@ -6,7 +6,9 @@
 //! follows OpenAI's published rule: 3 tokens per message, 1 per name, 3 to
 //! prime the reply; an image counts as a low-detail image (85 tokens).
 
-use super::types::{ChatRequest, ChatResponse, Content, ContentPart, Usage};
+use super::types::{
+    ChatRequest, ChatResponse, Content, ContentPart, EmbeddingInput, EmbeddingRequest, Usage,
+};
 
 const PER_MESSAGE: u64 = 3;
 const PER_NAME: u64 = 1;
@@ -20,6 +22,16 @@ pub fn count(text: &str) -> u64 {
     tiktoken_rs::o200k_base_singleton()
         .encode_ordinary(text)
         .len() as u64
+}
+
+/// The tokens of an embedding request's input.
+pub fn embedding_input(req: &EmbeddingRequest) -> u64 {
+    match &req.input {
+        EmbeddingInput::One(s) => count(s),
+        EmbeddingInput::Many(v) => v.iter().map(|s| count(s)).sum(),
+        EmbeddingInput::Tokens(t) => t.len() as u64,
+        EmbeddingInput::ManyTokens(t) => t.iter().map(|t| t.len() as u64).sum(),
+    }
 }
 
 /// The prompt's tokens as the model would see them.

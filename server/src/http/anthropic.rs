@@ -34,6 +34,8 @@ pub struct AnthropicError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub message: String,
+    /// A refusal by a rate limit: `retry-after` and `x-ratelimit-*`.
+    pub limited: Option<Box<crate::gateway::limits::RateLimited>>,
 }
 
 impl AnthropicError {
@@ -42,6 +44,7 @@ impl AnthropicError {
             status,
             kind,
             message: message.into(),
+            limited: None,
         }
     }
 
@@ -56,12 +59,16 @@ impl AnthropicError {
 
 impl IntoResponse for AnthropicError {
     fn into_response(self) -> Response {
-        (
+        let mut resp = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
             self.body().to_string(),
         )
-            .into_response()
+            .into_response();
+        if let Some(l) = &self.limited {
+            l.write_headers(resp.headers_mut());
+        }
+        resp
     }
 }
 
@@ -78,6 +85,11 @@ impl From<GatewayError> for AnthropicError {
             GatewayError::NotFound(m) => AnthropicError::new(StatusCode::NOT_FOUND, "not_found_error", m),
             GatewayError::Unavailable(m) => AnthropicError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded_error", m),
             GatewayError::BudgetExceeded(m) => AnthropicError::new(StatusCode::BAD_REQUEST, "invalid_request_error", m),
+            GatewayError::RateLimited(r) => {
+                let mut e = AnthropicError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", r.message.clone());
+                e.limited = Some(r);
+                e
+            }
             GatewayError::Route(RouteError::Failed { model, attempts }) => {
                 let list: Vec<String> = attempts
                     .iter()

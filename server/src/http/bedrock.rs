@@ -48,6 +48,8 @@ pub struct AwsError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub message: String,
+    /// A refusal by a rate limit: `retry-after` and `x-ratelimit-*`.
+    pub limited: Option<Box<crate::gateway::limits::RateLimited>>,
 }
 
 impl AwsError {
@@ -56,6 +58,7 @@ impl AwsError {
             status,
             kind,
             message: message.into(),
+            limited: None,
         }
     }
 
@@ -97,6 +100,9 @@ impl IntoResponse for AwsError {
             resp.headers_mut()
                 .insert(HeaderName::from_static("x-amzn-errortype"), v);
         }
+        if let Some(l) = &self.limited {
+            l.write_headers(resp.headers_mut());
+        }
         resp
     }
 }
@@ -120,6 +126,11 @@ impl From<GatewayError> for AwsError {
             // A spent budget is a quota: not retried by the SDK, unlike throttling.
             GatewayError::BudgetExceeded(m) => {
                 AwsError::new(StatusCode::BAD_REQUEST, "ServiceQuotaExceededException", m)
+            }
+            GatewayError::RateLimited(r) => {
+                let mut e = AwsError::new(StatusCode::TOO_MANY_REQUESTS, "ThrottlingException", r.message.clone());
+                e.limited = Some(r);
+                e
             }
             GatewayError::Route(RouteError::Failed { model, attempts }) => from_attempts(&model, &attempts),
         }

@@ -1,6 +1,7 @@
 //! Errors rendered once per surface. `/v1` (and the LiteLLM-style routes) speak
 //! OpenAI's `{"error":{"message","type","param","code"}}`.
 
+use crate::gateway::limits::RateLimited;
 use crate::gateway::pipeline::GatewayError;
 use crate::gateway::router::{Attempt, RouteError};
 use crate::providers::ErrorKind;
@@ -17,6 +18,8 @@ pub struct ApiError {
     pub param: Option<String>,
     pub code: Option<String>,
     pub retry_after_secs: Option<u64>,
+    /// A refusal by a rate limit: `retry-after` and `x-ratelimit-*`.
+    pub limited: Option<Box<RateLimited>>,
 }
 
 #[derive(Serialize)]
@@ -42,6 +45,7 @@ impl ApiError {
             param: None,
             code: None,
             retry_after_secs: None,
+            limited: None,
         }
     }
 
@@ -120,6 +124,9 @@ impl IntoResponse for ApiError {
             bytes,
         )
             .into_response();
+        if let Some(l) = &self.limited {
+            l.write_headers(resp.headers_mut());
+        }
         if let Some(s) = self.retry_after_secs {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
                 resp.headers_mut()
@@ -156,6 +163,16 @@ impl From<GatewayError> for ApiError {
             }
             GatewayError::BudgetExceeded(m) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "budget_exceeded", m).code("budget_exceeded")
+            }
+            GatewayError::RateLimited(r) => {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    r.message.clone(),
+                )
+                .code("rate_limit_exceeded");
+                e.limited = Some(r);
+                e
             }
             GatewayError::Route(RouteError::Failed { model, attempts }) => {
                 from_attempts(&model, &attempts)

@@ -29,12 +29,20 @@ async fn live() -> Json<&'static str> {
     Json("I'm alive!")
 }
 
+/// Ready while the store answers. Redis going away does not make Tollgate
+/// unready (it keeps serving, counting per process) but is reported.
 async fn ready(State(state): State<SharedState>) -> Response {
+    let redis = match state.limiter.counters.redis_status() {
+        None => "not configured",
+        Some(true) => "connected",
+        Some(false) => "unreachable: limits, cooldowns and usage are counted per process",
+    };
     match state.store.ping().await {
         Ok(()) => Json(json!({
             "status": "healthy",
             "db": "connected",
             "store": state.store.backend(),
+            "redis": redis,
             "version": env!("CARGO_PKG_VERSION"),
         }))
         .into_response(),

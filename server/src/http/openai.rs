@@ -163,6 +163,7 @@ pub fn route_headers(resp: &mut Response, info: &RouteInfo) {
             base.clone(),
         );
     }
+    info.rate.write(h);
     if let Some((id, turns)) = &info.session {
         if let Ok(v) = HeaderValue::from_str(id) {
             h.insert(HeaderName::from_static("x-session-id"), v);

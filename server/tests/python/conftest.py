@@ -233,9 +233,9 @@ def slow_mock():
     p.stop()
 
 
-def start_gateway(mock_url: str, slow_url: str, workdir: pathlib.Path, extra_env=None) -> Proc:
+def start_gateway(mock_url: str, slow_url: str, workdir: pathlib.Path, extra_env=None, config_text=None) -> Proc:
     cfg = workdir / "config.yaml"
-    cfg.write_text(config_yaml(mock_url, slow_url))
+    cfg.write_text(config_text if config_text is not None else config_yaml(mock_url, slow_url))
     env = dict(os.environ)
     env.update(
         {

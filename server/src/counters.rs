@@ -1,0 +1,478 @@
+//! Counters every limit, cooldown and routing statistic is kept in: shared by
+//! all Tollgate processes through Redis when it is configured, else (and while
+//! Redis cannot be reached) kept in this process.
+//!
+//! Two kinds: per-minute windows (requests and tokens per minute, failures per
+//! minute, usage per deployment) and open counters (requests in flight). A
+//! reservation checks every counter it names against its limit and, only if
+//! all have room, adds to all of them — in one Lua script on Redis, under one
+//! lock here — so two processes can never both take the last unit.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Length of a rate window.
+pub const MINUTE: u64 = 60;
+/// An open counter (requests in flight) left by a process that died is
+/// forgotten after this long without use.
+const OPEN_TTL_SECS: u64 = 900;
+/// Beyond this many local counters, stale windows are swept.
+const SWEEP_ABOVE: usize = 20_000;
+const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+const REDIS_PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// One counter a reservation touches.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// Its name, e.g. `rpm:key:<token>`; the window is added by the store.
+    pub name: String,
+    /// Refuse when `used + amount` would pass it; `None` only counts.
+    pub limit: Option<u64>,
+    pub amount: u64,
+    /// Per-minute window, or an open counter.
+    pub windowed: bool,
+}
+
+/// A counter after a reservation: its value and the seconds until its window resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    pub used: u64,
+    pub reset_in: u64,
+    /// The window the amount went to (to settle it later); 0 for open counters.
+    pub window: u64,
+}
+
+/// The first counter that had no room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub index: usize,
+    pub used: u64,
+    pub reset_in: u64,
+}
+
+/// Where counters live: Redis when configured and reachable, else this process.
+pub struct Counters {
+    local: Local,
+    redis: Option<Arc<Shared>>,
+}
+
+impl Counters {
+    /// In this process only.
+    pub fn local() -> Counters {
+        Counters {
+            local: Local::default(),
+            redis: None,
+        }
+    }
+
+    /// Shared through Redis at `url`. Does not wait for Redis: until it
+    /// answers, counting is per process (and said so loudly).
+    pub fn with_redis(url: &str, prefix: &str) -> Result<Counters, String> {
+        let client =
+            redis::Client::open(url).map_err(|e| format!("REDIS_URL {}: {e}", redacted(url)))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| format!("Redis {}: {e}", redacted(url)))?;
+        Ok(Counters {
+            local: Local::default(),
+            redis: Some(Arc::new(Shared {
+                conn,
+                prefix: prefix.to_string(),
+                up: AtomicBool::new(true),
+                url: redacted(url),
+                reserve: redis::Script::new(RESERVE_LUA),
+                add: redis::Script::new(ADD_LUA),
+            })),
+        })
+    }
+
+    /// `None` without Redis; else whether it answered last time.
+    pub fn redis_status(&self) -> Option<bool> {
+        self.redis.as_ref().map(|r| r.up.load(Ordering::Relaxed))
+    }
+
+    /// Pings Redis every second while Tollgate runs, so an outage and the
+    /// return are noticed (and logged) even without traffic.
+    pub fn spawn_probe(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let Some(shared) = self.redis.clone() else {
+            return;
+        };
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(REDIS_PROBE_EVERY) => {}
+                }
+                let mut conn = shared.conn.clone();
+                let ping: redis::RedisResult<String> =
+                    tokio::time::timeout(REDIS_TIMEOUT, redis::cmd("PING").query_async(&mut conn))
+                        .await
+                        .unwrap_or_else(|_| Err(timeout_error()));
+                match ping {
+                    Ok(_) => shared.mark_up(),
+                    Err(e) => shared.mark_down(&e),
+                }
+            }
+        });
+    }
+
+    /// Checks every counter and adds to all of them, or to none.
+    pub async fn reserve(&self, checks: &[Check]) -> Result<Vec<Level>, Refused> {
+        if checks.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(r) = self.shared() {
+            match r.reserve(checks).await {
+                Ok(out) => return out,
+                Err(e) => r.mark_down(&e),
+            }
+        }
+        self.local.reserve(checks, now_secs())
+    }
+
+    /// Adds `delta` (maybe negative) to counters reserved earlier, in the
+    /// windows they were reserved in; open counters never go below zero.
+    pub async fn add(&self, entries: &[(String, u64, i64)]) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Some(r) = self.shared() {
+            match r.add(entries).await {
+                Ok(()) => return,
+                Err(e) => r.mark_down(&e),
+            }
+        }
+        self.local.add(entries);
+    }
+
+    /// Current values of windowed counters (this minute), without adding.
+    pub async fn read(&self, names: &[String]) -> Vec<u64> {
+        let checks: Vec<Check> = names
+            .iter()
+            .map(|n| Check {
+                name: n.clone(),
+                limit: None,
+                amount: 0,
+                windowed: true,
+            })
+            .collect();
+        match self.reserve(&checks).await {
+            Ok(levels) => levels.iter().map(|l| l.used).collect(),
+            Err(_) => vec![0; names.len()],
+        }
+    }
+
+    fn shared(&self) -> Option<&Shared> {
+        self.redis
+            .as_deref()
+            .filter(|r| r.up.load(Ordering::Relaxed))
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn timeout_error() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "no answer within 500 ms",
+    ))
+}
+
+/// A Redis URL without its password, for logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+/// The in-process store: one lock, held for a few map operations.
+#[derive(Default)]
+struct Local {
+    map: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+impl Local {
+    fn reserve(&self, checks: &[Check], now: u64) -> Result<Vec<Level>, Refused> {
+        let window = now / MINUTE;
+        let reset_in = MINUTE - now % MINUTE;
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > SWEEP_ABOVE {
+            map.retain(|_, (w, v)| *w == window || (*w == 0 && *v > 0));
+        }
+        let current = |map: &HashMap<String, (u64, u64)>, c: &Check| -> u64 {
+            match map.get(&c.name) {
+                Some((w, v)) if !c.windowed || *w == window => *v,
+                _ => 0,
+            }
+        };
+        for (index, c) in checks.iter().enumerate() {
+            let used = current(&map, c);
+            if c.amount > 0 && c.limit.is_some_and(|l| used + c.amount > l) {
+                return Err(Refused {
+                    index,
+                    used,
+                    reset_in: if c.windowed { reset_in } else { 0 },
+                });
+            }
+        }
+        let mut out = Vec::with_capacity(checks.len());
+        for c in checks {
+            let used = current(&map, c) + c.amount;
+            let w = if c.windowed { window } else { 0 };
+            if c.amount > 0 {
+                map.insert(c.name.clone(), (w, used));
+            }
+            out.push(Level {
+                used,
+                reset_in: if c.windowed { reset_in } else { 0 },
+                window: w,
+            });
+        }
+        Ok(out)
+    }
+
+    fn add(&self, entries: &[(String, u64, i64)]) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, window, delta) in entries {
+            if let Some((w, v)) = map.get_mut(name) {
+                if w == window {
+                    *v = v.saturating_add_signed(*delta);
+                }
+            }
+        }
+    }
+}
+
+/// Redis: the connection, and whether it answered last time.
+struct Shared {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    up: AtomicBool,
+    url: String,
+    reserve: redis::Script,
+    add: redis::Script,
+}
+
+impl Shared {
+    fn mark_down(&self, e: &redis::RedisError) {
+        if self.up.swap(false, Ordering::Relaxed) {
+            tracing::error!(
+                redis = %self.url,
+                error = %e,
+                "Redis is unreachable: limits, cooldowns and usage are now counted per process until it returns"
+            );
+        }
+    }
+
+    fn mark_up(&self) {
+        if !self.up.swap(true, Ordering::Relaxed) {
+            tracing::warn!(redis = %self.url, "Redis answers again: counting is shared across processes again");
+        }
+    }
+
+    async fn reserve(&self, checks: &[Check]) -> redis::RedisResult<Result<Vec<Level>, Refused>> {
+        let mut inv = self.reserve.prepare_invoke();
+        for c in checks {
+            inv.key(format!("{}{}", self.prefix, c.name));
+        }
+        for c in checks {
+            inv.arg(c.limit.map(|l| l as i64).unwrap_or(-1))
+                .arg(c.amount)
+                .arg(if c.windowed { MINUTE } else { 0 });
+        }
+        inv.arg(OPEN_TTL_SECS);
+        let mut conn = self.conn.clone();
+        let out: Vec<i64> = tokio::time::timeout(REDIS_TIMEOUT, inv.invoke_async(&mut conn))
+            .await
+            .unwrap_or_else(|_| Err(timeout_error()))?;
+        let u = |i: usize| out.get(i).copied().unwrap_or(0).max(0) as u64;
+        if out.first() == Some(&0) {
+            return Ok(Err(Refused {
+                index: u(1).saturating_sub(1) as usize,
+                used: u(2),
+                reset_in: u(3),
+            }));
+        }
+        Ok(Ok((0..checks.len())
+            .map(|i| Level {
+                used: u(1 + 3 * i),
+                reset_in: u(2 + 3 * i),
+                window: u(3 + 3 * i),
+            })
+            .collect()))
+    }
+
+    async fn add(&self, entries: &[(String, u64, i64)]) -> redis::RedisResult<()> {
+        let mut inv = self.add.prepare_invoke();
+        for (name, window, _) in entries {
+            if *window == 0 {
+                inv.key(format!("{}{name}", self.prefix));
+            } else {
+                inv.key(format!("{}{name}:{window}", self.prefix));
+            }
+        }
+        for (_, window, delta) in entries {
+            inv.arg(*delta).arg(u64::from(*window == 0));
+        }
+        let mut conn = self.conn.clone();
+        tokio::time::timeout(REDIS_TIMEOUT, inv.invoke_async::<()>(&mut conn))
+            .await
+            .unwrap_or_else(|_| Err(timeout_error()))
+    }
+}
+
+/// KEYS: counter names. ARGV: (limit or -1, amount, window seconds or 0) per
+/// key, then the open counters' time to live. Returns `{0, index, used,
+/// reset_in}` when a counter has no room, else `{1, used, reset_in, window, …}`.
+/// The window comes from Redis's clock, so every process agrees on it.
+const RESERVE_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local open_ttl = tonumber(ARGV[#KEYS * 3 + 1])
+local names = {}
+local used = {}
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[i * 3 - 2])
+  local amount = tonumber(ARGV[i * 3 - 1])
+  local win = tonumber(ARGV[i * 3])
+  local name = KEYS[i]
+  if win > 0 then name = name .. ':' .. math.floor(now / win) end
+  names[i] = name
+  local cur = tonumber(redis.call('GET', name) or '0')
+  if amount > 0 and limit >= 0 and cur + amount > limit then
+    local reset = 0
+    if win > 0 then reset = win - (now % win) end
+    return {0, i, cur, reset}
+  end
+  used[i] = cur
+end
+local out = {1}
+for i = 1, #KEYS do
+  local amount = tonumber(ARGV[i * 3 - 1])
+  local win = tonumber(ARGV[i * 3])
+  local v = used[i]
+  if amount > 0 then
+    v = redis.call('INCRBY', names[i], amount)
+    if win > 0 then
+      redis.call('EXPIRE', names[i], win * 2)
+    else
+      redis.call('EXPIRE', names[i], open_ttl)
+    end
+  end
+  local reset = 0
+  local window = 0
+  if win > 0 then
+    reset = win - (now % win)
+    window = math.floor(now / win)
+  end
+  out[#out + 1] = v
+  out[#out + 1] = reset
+  out[#out + 1] = window
+end
+return out
+";
+
+/// KEYS: counters (with their window). ARGV: (delta, 1 if open) per key.
+/// Only existing counters change; open counters never go below zero.
+const ADD_LUA: &str = r"
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local v = redis.call('INCRBY', KEYS[i], ARGV[i * 2 - 1])
+    if v < 0 then redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
+  end
+end
+return 0
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(name: &str, limit: Option<u64>, amount: u64, windowed: bool) -> Check {
+        Check {
+            name: name.into(),
+            limit,
+            amount,
+            windowed,
+        }
+    }
+
+    #[test]
+    fn a_reservation_takes_all_or_nothing() {
+        let l = Local::default();
+        let now = 6_000;
+        let both = [check("a", Some(2), 1, true), check("b", Some(1), 1, true)];
+        let first = l
+            .reserve(&both, now)
+            .map(|v| v.iter().map(|x| x.used).collect::<Vec<_>>());
+        assert_eq!(first, Ok(vec![1, 1]));
+        // b is full: a must not be counted either.
+        let second = l.reserve(&both, now + 1);
+        assert_eq!(
+            second,
+            Err(Refused {
+                index: 1,
+                used: 1,
+                reset_in: 59
+            })
+        );
+        let a_only = l.reserve(&[check("a", Some(2), 1, true)], now + 2);
+        assert_eq!(a_only.map(|v| v[0].used), Ok(2));
+    }
+
+    #[test]
+    fn windows_reset_each_minute_and_open_counters_do_not() {
+        let l = Local::default();
+        let c = [check("w", Some(1), 1, true), check("o", Some(5), 1, false)];
+        assert!(l.reserve(&c, 600).is_ok());
+        assert!(l.reserve(&c, 659).is_err());
+        let next = l
+            .reserve(&c, 660)
+            .map(|v| (v[0].used, v[1].used, v[0].window));
+        assert_eq!(next, Ok((1, 2, 11)));
+        l.add(&[("o".into(), 0, -5)]);
+        let after = l
+            .reserve(&[check("o", None, 0, false)], 661)
+            .map(|v| v[0].used);
+        assert_eq!(after, Ok(0), "open counters stop at zero");
+    }
+
+    #[test]
+    fn settling_goes_to_the_window_reserved_in() {
+        let l = Local::default();
+        let r = l.reserve(&[check("t", Some(100), 30, true)], 120);
+        let window = r.map(|v| v[0].window).unwrap_or_default();
+        l.add(&[("t".into(), window, 12)]);
+        let used = l
+            .reserve(&[check("t", None, 0, true)], 121)
+            .map(|v| v[0].used);
+        assert_eq!(used, Ok(42));
+        // A settlement for a past window changes nothing now.
+        l.add(&[("t".into(), window - 1, 50)]);
+        let used = l
+            .reserve(&[check("t", None, 0, true)], 122)
+            .map(|v| v[0].used);
+        assert_eq!(used, Ok(42));
+    }
+
+    #[test]
+    fn passwords_are_kept_out_of_logs() {
+        assert_eq!(
+            redacted("redis://:pw@host:6379/0"),
+            "redis://***@host:6379/0"
+        );
+        assert_eq!(redacted("redis://host:6379"), "redis://host:6379");
+    }
+}
