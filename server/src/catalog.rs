@@ -206,7 +206,7 @@ impl Catalog {
                 {
                     tracing::warn!("{w}");
                 }
-                let router = Router::new(&cfg, &self.http).await;
+                let router = Router::new(&cfg, &self.http, &state.limiter).await;
                 state.router.store(Arc::new(router));
                 tracing::info!(db_models = opened.len(), "models changed: router rebuilt");
                 built.models = (*models).clone();
@@ -237,9 +237,9 @@ impl Catalog {
         }
         match config::load_str_with_secrets(&self.text, &self.file, None, fresh.clone(), &opened) {
             Ok(cfg) => {
-                state
-                    .router
-                    .store(Arc::new(Router::new(&cfg, &self.http).await));
+                state.router.store(Arc::new(
+                    Router::new(&cfg, &self.http, &state.limiter).await,
+                ));
                 if !self.master_from_env {
                     if let Some(k) = &cfg.master_key {
                         state.auth.set_master_key(k);

@@ -52,6 +52,17 @@ pub struct Refused {
     pub reset_in: u64,
 }
 
+/// A counter or flag to read without changing it.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// A per-minute counter, this minute.
+    Window(String),
+    /// An open counter.
+    Open(String),
+    /// A flag set for a while: the milliseconds it still holds (0 when unset).
+    Flag(String),
+}
+
 /// Where counters live: Redis when configured and reachable, else this process.
 pub struct Counters {
     local: Local,
@@ -88,6 +99,7 @@ impl Counters {
                 url: redacted(url),
                 reserve: redis::Script::new(RESERVE_LUA),
                 add: redis::Script::new(ADD_LUA),
+                observe: redis::Script::new(OBSERVE_LUA),
             })),
         })
     }
@@ -151,21 +163,29 @@ impl Counters {
         self.local.add(entries);
     }
 
-    /// Current values of windowed counters (this minute), without adding.
-    pub async fn read(&self, names: &[String]) -> Vec<u64> {
-        let checks: Vec<Check> = names
-            .iter()
-            .map(|n| Check {
-                name: n.clone(),
-                limit: None,
-                amount: 0,
-                windowed: true,
-            })
-            .collect();
-        match self.reserve(&checks).await {
-            Ok(levels) => levels.iter().map(|l| l.used).collect(),
-            Err(_) => vec![0; names.len()],
+    /// Reads counters and flags in one round trip.
+    pub async fn observe(&self, probes: &[Probe]) -> Vec<u64> {
+        if probes.is_empty() {
+            return Vec::new();
         }
+        if let Some(r) = self.shared() {
+            match r.observe(probes).await {
+                Ok(out) => return out,
+                Err(e) => r.mark_down(&e),
+            }
+        }
+        self.local.observe(probes, now_secs())
+    }
+
+    /// Sets a flag for `ttl` (a deployment's cooldown).
+    pub async fn flag(&self, name: &str, ttl: Duration) {
+        if let Some(r) = self.shared() {
+            match r.flag(name, ttl).await {
+                Ok(()) => return,
+                Err(e) => r.mark_down(&e),
+            }
+        }
+        self.local.flag(name, ttl);
     }
 
     fn shared(&self) -> Option<&Shared> {
@@ -201,9 +221,37 @@ fn redacted(url: &str) -> String {
 #[derive(Default)]
 struct Local {
     map: Mutex<HashMap<String, (u64, u64)>>,
+    flags: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Local {
+    fn observe(&self, probes: &[Probe], now: u64) -> Vec<u64> {
+        let window = now / MINUTE;
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let flags = self.flags.lock().unwrap_or_else(|e| e.into_inner());
+        let at = std::time::Instant::now();
+        probes
+            .iter()
+            .map(|p| match p {
+                Probe::Window(n) => match map.get(n) {
+                    Some((w, v)) if *w == window => *v,
+                    _ => 0,
+                },
+                Probe::Open(n) => map.get(n).map_or(0, |(_, v)| *v),
+                Probe::Flag(n) => flags.get(n).map_or(0, |until| {
+                    until.saturating_duration_since(at).as_millis() as u64
+                }),
+            })
+            .collect()
+    }
+
+    fn flag(&self, name: &str, ttl: Duration) {
+        let mut flags = self.flags.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        flags.retain(|_, until| *until > now);
+        flags.insert(name.to_string(), now + ttl);
+    }
+
     fn reserve(&self, checks: &[Check], now: u64) -> Result<Vec<Level>, Refused> {
         let window = now / MINUTE;
         let reset_in = MINUTE - now % MINUTE;
@@ -263,9 +311,41 @@ struct Shared {
     url: String,
     reserve: redis::Script,
     add: redis::Script,
+    observe: redis::Script,
 }
 
 impl Shared {
+    async fn observe(&self, probes: &[Probe]) -> redis::RedisResult<Vec<u64>> {
+        let mut inv = self.observe.prepare_invoke();
+        for p in probes {
+            let (name, kind) = match p {
+                Probe::Window(n) => (n, "w"),
+                Probe::Open(n) => (n, "o"),
+                Probe::Flag(n) => (n, "f"),
+            };
+            inv.key(format!("{}{name}", self.prefix));
+            inv.arg(kind);
+        }
+        let mut conn = self.conn.clone();
+        let out: Vec<i64> = tokio::time::timeout(REDIS_TIMEOUT, inv.invoke_async(&mut conn))
+            .await
+            .unwrap_or_else(|_| Err(timeout_error()))?;
+        Ok(out.into_iter().map(|v| v.max(0) as u64).collect())
+    }
+
+    async fn flag(&self, name: &str, ttl: Duration) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("SET")
+            .arg(format!("{}{name}", self.prefix))
+            .arg(1)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .to_owned();
+        tokio::time::timeout(REDIS_TIMEOUT, cmd.query_async::<()>(&mut conn))
+            .await
+            .unwrap_or_else(|_| Err(timeout_error()))
+    }
+
     fn mark_down(&self, e: &redis::RedisError) {
         if self.up.swap(false, Ordering::Relaxed) {
             tracing::error!(
@@ -396,6 +476,27 @@ end
 return 0
 ";
 
+/// KEYS: counters and flags. ARGV: per key, `w` (this minute's window), `o`
+/// (open counter) or `f` (flag: milliseconds left, 0 when unset).
+const OBSERVE_LUA: &str = r"
+local t = redis.call('TIME')
+local window = math.floor(tonumber(t[1]) / 60)
+local out = {}
+for i = 1, #KEYS do
+  local kind = ARGV[i]
+  if kind == 'f' then
+    local ttl = redis.call('PTTL', KEYS[i])
+    if ttl < 0 then ttl = 0 end
+    out[i] = ttl
+  else
+    local name = KEYS[i]
+    if kind == 'w' then name = name .. ':' .. window end
+    out[i] = tonumber(redis.call('GET', name) or '0')
+  end
+end
+return out
+";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,6 +566,28 @@ mod tests {
             .reserve(&[check("t", None, 0, true)], 122)
             .map(|v| v[0].used);
         assert_eq!(used, Ok(42));
+    }
+
+    #[test]
+    fn observing_reads_windows_open_counters_and_flags() {
+        let l = Local::default();
+        let _ = l.reserve(
+            &[check("w", None, 3, true), check("o", None, 2, false)],
+            600,
+        );
+        l.flag("f", Duration::from_secs(30));
+        let probes = [
+            Probe::Window("w".into()),
+            Probe::Open("o".into()),
+            Probe::Flag("f".into()),
+            Probe::Flag("none".into()),
+        ];
+        let v = l.observe(&probes, 610);
+        assert_eq!(&v[..2], &[3, 2]);
+        assert!(v[2] > 29_000 && v[2] <= 30_000, "{v:?}");
+        assert_eq!(v[3], 0);
+        // Next minute, the window is empty again.
+        assert_eq!(l.observe(&probes[..1], 660), vec![0]);
     }
 
     #[test]

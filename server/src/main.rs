@@ -191,18 +191,6 @@ async fn serve(
 
     // Upstreams are reached directly: no proxy matching, no redirects.
     let http = providers::upstream::HttpClient::new();
-    let router = gateway::router::Router::new(&cfg, &http).await;
-    let directory = directory::Directory::load(
-        store.clone(),
-        directory::ProxyBudget {
-            max_budget: cfg.management.max_budget,
-            budget_duration: cfg.management.budget_duration.clone(),
-        },
-    )
-    .await
-    .map_err(|e| format!("cannot read users, teams and keys: {e}"))?;
-    let background = tokio_util::sync::CancellationToken::new();
-    let poller = directory.spawn_poller(background.clone());
     let counters = Arc::new(match &cfg.redis_url {
         Some(url) => {
             let prefix = env
@@ -217,7 +205,25 @@ async fn serve(
         }
         None => counters::Counters::local(),
     });
-    counters.spawn_probe(background.clone());
+    let limiter = gateway::limits::Limiter::new(
+        counters,
+        gateway::limits::ProxyLimits {
+            global_max_parallel_requests: cfg.global_max_parallel_requests,
+        },
+    );
+    let router = gateway::router::Router::new(&cfg, &http, &limiter).await;
+    let directory = directory::Directory::load(
+        store.clone(),
+        directory::ProxyBudget {
+            max_budget: cfg.management.max_budget,
+            budget_duration: cfg.management.budget_duration.clone(),
+        },
+    )
+    .await
+    .map_err(|e| format!("cannot read users, teams and keys: {e}"))?;
+    let background = tokio_util::sync::CancellationToken::new();
+    let poller = directory.spawn_poller(background.clone());
+    limiter.counters.spawn_probe(background.clone());
     let (log_sink, log_writer) = logs::LogWriter::start(store.clone(), directory.clone());
     if env.get("TOLLGATE_SALT_KEY").is_none() && env.get("LITELLM_SALT_KEY").is_none() {
         tracing::info!("no TOLLGATE_SALT_KEY: provider keys of models added through the API are sealed with the master key, and cannot be read if it changes");
@@ -237,12 +243,7 @@ async fn serve(
         auth: auth::Authenticator::new(&master_key, directory.clone()),
         directory,
         management: cfg.management.clone(),
-        limiter: gateway::limits::Limiter::new(
-            counters,
-            gateway::limits::ProxyLimits {
-                global_max_parallel_requests: cfg.global_max_parallel_requests,
-            },
-        ),
+        limiter,
         started_at: providers::now_secs(),
     });
 

@@ -44,6 +44,9 @@ pub struct RawModelEntry {
     pub litellm_params: RawLitellmParams,
     #[serde(default)]
     pub model_info: Option<RawModelInfo>,
+    /// LiteLLM also takes the deployment's capacity beside `litellm_params`.
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
 }
 
 /// `litellm_params` of one deployment. Request parameters (temperature, top_p, …)
@@ -74,6 +77,10 @@ pub struct RawLitellmParams {
     pub aws_bedrock_runtime_endpoint: Option<String>,
     /// Canned-answer pacing for the built-in `demo/` provider.
     pub demo_chunk_delay_ms: Option<u64>,
+    /// The deployment's own capacity: requests and tokens per minute, requests in flight.
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub max_parallel_requests: Option<u64>,
     // Request defaults (OpenAI chat parameters).
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
@@ -164,10 +171,36 @@ pub struct RawRouterSettings {
     pub fallbacks: Option<RawFallbacks>,
     pub context_window_fallbacks: Option<RawFallbacks>,
     pub default_fallbacks: Option<OneOrMany>,
+    pub enable_pre_call_checks: Option<bool>,
+    pub allowed_fails: Option<u32>,
+    pub cooldown_time: Option<f64>,
+    pub disable_cooldowns: Option<bool>,
+    pub retry_policy: Option<BTreeMap<String, u32>>,
+    pub allowed_fails_policy: Option<BTreeMap<String, u32>>,
+    pub model_group_alias: Option<BTreeMap<String, RawAlias>>,
+    pub routing_strategy_args: Option<RawStrategyArgs>,
     pub redis_host: Option<ScalarString>,
     pub redis_port: Option<ScalarString>,
     pub redis_password: Option<ScalarString>,
     pub redis_url: Option<String>,
+}
+
+/// `model_group_alias` entry: `"gpt-4": "gpt-4o"` or `{model: gpt-4o, hidden: true}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawAlias {
+    To(String),
+    Full {
+        model: String,
+        #[serde(default)]
+        hidden: bool,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawStrategyArgs {
+    /// latency-based-routing: pick among deployments within this share of the fastest.
+    pub lowest_latency_buffer: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

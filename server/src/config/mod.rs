@@ -9,7 +9,8 @@ pub mod secrets;
 use crate::secret::Secret;
 use env::{Env, Resolved};
 use litellm::{
-    OneOrMany, RawConfig, RawFallbacks, RawLitellmParams, RawModelEntry, RawRouterSettings,
+    OneOrMany, RawAlias, RawConfig, RawFallbacks, RawLitellmParams, RawModelEntry,
+    RawRouterSettings,
 };
 use providers::Family;
 use serde_json::{Map, Value};
@@ -71,6 +72,76 @@ pub struct RouterConfig {
     pub fallbacks: HashMap<String, Vec<String>>,
     pub context_window_fallbacks: HashMap<String, Vec<String>>,
     pub default_fallbacks: Vec<String>,
+    pub strategy: Strategy,
+    /// latency-based-routing: deployments within this share of the fastest are equal.
+    pub lowest_latency_buffer: f64,
+    /// Skip deployments whose context window is too small for the prompt.
+    pub pre_call_checks: bool,
+    /// Failures per minute a deployment may have before it cools down, by kind
+    /// of error (`allowed_fails_policy`), else `allowed_fails`.
+    pub allowed_fails: u32,
+    pub allowed_fails_policy: HashMap<ErrorClass, u32>,
+    pub cooldown_time: Duration,
+    pub disable_cooldowns: bool,
+    /// Retries by kind of error (`retry_policy`), over `num_retries`.
+    pub retry_policy: HashMap<ErrorClass, u32>,
+    /// `model_group_alias`: name → (model group, hidden from `/v1/models`).
+    pub aliases: HashMap<String, (String, bool)>,
+}
+
+/// `router_settings.routing_strategy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// Weighted random by `weight`, else `rpm`, else `tpm`.
+    #[default]
+    SimpleShuffle,
+    /// Fewest requests in flight.
+    LeastBusy,
+    /// Fewest tokens used this minute.
+    UsageBased,
+    /// Lowest latency this minute, exploring the others now and then.
+    LatencyBased,
+    /// Cheapest per token.
+    CostBased,
+}
+
+impl Strategy {
+    pub fn parse(s: &str) -> Option<Strategy> {
+        Some(match s {
+            "simple-shuffle" => Strategy::SimpleShuffle,
+            "least-busy" => Strategy::LeastBusy,
+            "usage-based-routing" | "usage-based-routing-v2" => Strategy::UsageBased,
+            "latency-based-routing" => Strategy::LatencyBased,
+            "cost-based-routing" => Strategy::CostBased,
+            _ => return None,
+        })
+    }
+}
+
+/// The kinds of error LiteLLM's `retry_policy` and `allowed_fails_policy` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    BadRequest,
+    Authentication,
+    Timeout,
+    RateLimit,
+    ContentPolicyViolation,
+    InternalServer,
+}
+
+impl ErrorClass {
+    /// From a policy key: `TimeoutErrorRetries`, `RateLimitErrorAllowedFails`, …
+    fn parse(key: &str, suffix: &str) -> Option<ErrorClass> {
+        Some(match key.strip_suffix(suffix)? {
+            "BadRequestError" => ErrorClass::BadRequest,
+            "AuthenticationError" => ErrorClass::Authentication,
+            "TimeoutError" => ErrorClass::Timeout,
+            "RateLimitError" => ErrorClass::RateLimit,
+            "ContentPolicyViolationError" => ErrorClass::ContentPolicyViolation,
+            "InternalServerError" => ErrorClass::InternalServer,
+            _ => return None,
+        })
+    }
 }
 
 /// One deployment: a model group member that a request can be sent to.
@@ -95,6 +166,10 @@ pub struct DeploymentConfig {
     pub num_retries: Option<u32>,
     pub drop_params: Option<bool>,
     pub demo_chunk_delay: Duration,
+    /// The deployment's capacity (`rpm`, `tpm`, `max_parallel_requests`): a full deployment is skipped.
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub max_parallel_requests: Option<u64>,
     /// Request parameters set in `litellm_params`: defaults for every request.
     pub defaults: Map<String, Value>,
     pub model_info: ModelInfo,
@@ -264,7 +339,18 @@ pub fn load_str_with_secrets(
     }
 
     let rs = raw.router_settings.unwrap_or_default();
-    let redis_url = redis_url(&rs, &env).map_err(|(p, r)| err(p, r))?;
+    let redis_url = match redis_url(&rs, &env) {
+        Ok(u) => u,
+        // A reference to an unset variable (the GenAI Gateway's default config
+        // names REDIS_HOST) means no Redis here; a malformed value is an error.
+        Err((path, reason)) if reason.ends_with("which is not set") => {
+            warnings.push(format!(
+                "{path}: {reason}; limits, cooldowns and usage are counted per process"
+            ));
+            None
+        }
+        Err((p, r)) => return Err(err(p, r)),
+    };
     let ls = raw.litellm_settings.unwrap_or_default();
     let secs = |v: Option<f64>, path: &str| -> Result<Option<Duration>, ConfigError> {
         match v {
@@ -303,14 +389,58 @@ pub fn load_str_with_secrets(
         ),
         default_fallbacks: rs
             .default_fallbacks
+            .clone()
             .or(ls.default_fallbacks)
             .map(OneOrMany::into_vec)
             .unwrap_or_default(),
+        strategy: match rs.routing_strategy.as_deref() {
+            None => Strategy::SimpleShuffle,
+            Some(s) => Strategy::parse(s).ok_or_else(|| {
+                err(
+                    "router_settings.routing_strategy".into(),
+                    format!("unknown strategy {s:?}: use simple-shuffle, least-busy, usage-based-routing-v2, latency-based-routing or cost-based-routing"),
+                )
+            })?,
+        },
+        lowest_latency_buffer: rs
+            .routing_strategy_args
+            .as_ref()
+            .and_then(|a| a.lowest_latency_buffer)
+            .filter(|b| b.is_finite() && *b >= 0.0)
+            .unwrap_or(0.0),
+        pre_call_checks: rs.enable_pre_call_checks.unwrap_or(false),
+        allowed_fails: rs.allowed_fails.unwrap_or(3),
+        allowed_fails_policy: policy(&rs.allowed_fails_policy, "allowed_fails_policy", "AllowedFails")
+            .map_err(|(p, r)| err(p, r))?,
+        cooldown_time: match rs.cooldown_time {
+            None => Duration::from_secs(5),
+            Some(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s),
+            Some(s) => {
+                return Err(err(
+                    "router_settings.cooldown_time".into(),
+                    format!("must be a number of seconds ≥ 0, got {s}"),
+                ))
+            }
+        },
+        disable_cooldowns: rs.disable_cooldowns.unwrap_or(false),
+        retry_policy: policy(&rs.retry_policy, "retry_policy", "Retries").map_err(|(p, r)| err(p, r))?,
+        aliases: rs
+            .model_group_alias
+            .iter()
+            .flatten()
+            .map(|(k, v)| {
+                let (to, hidden) = match v {
+                    RawAlias::To(m) => (m.clone(), false),
+                    RawAlias::Full { model, hidden } => (model.clone(), *hidden),
+                };
+                (k.clone(), (to, hidden))
+            })
+            .collect(),
     };
-    if let Some(strategy) = rs.routing_strategy.as_deref() {
-        if strategy != "simple-shuffle" {
+    for (alias, (to, _)) in &router.aliases {
+        if !deployments.iter().any(|d| &d.model_name == to) {
             warnings.push(format!(
-                "router_settings.routing_strategy: {strategy:?} is not supported yet; using weighted random (simple-shuffle)"
+                "router_settings.model_group_alias.{alias}: model group {to:?} is not configured"
             ));
         }
     }
@@ -411,6 +541,25 @@ pub fn load_str_with_secrets(
 }
 
 type FieldError = (String, String);
+
+/// `retry_policy` / `allowed_fails_policy`: `{TimeoutErrorRetries: 2, …}`.
+fn policy(
+    raw: &Option<BTreeMap<String, u32>>,
+    field: &str,
+    suffix: &str,
+) -> Result<HashMap<ErrorClass, u32>, FieldError> {
+    let mut out = HashMap::new();
+    for (k, v) in raw.iter().flatten() {
+        let class = ErrorClass::parse(k, suffix).ok_or_else(|| {
+            (
+                format!("router_settings.{field}.{k}"),
+                format!("unknown key: use BadRequestError{suffix}, AuthenticationError{suffix}, TimeoutError{suffix}, RateLimitError{suffix}, ContentPolicyViolationError{suffix} or InternalServerError{suffix}"),
+            )
+        })?;
+        out.insert(class, *v);
+    }
+    Ok(out)
+}
 
 /// Redis, as LiteLLM finds it: `REDIS_URL`, else host, port and password from
 /// `router_settings` (each may be `os.environ/NAME`), else `REDIS_HOST`,
@@ -711,7 +860,12 @@ fn build_deployment(
             ));
         }
     }
-    let weight = p.weight.unwrap_or(1.0);
+    // LiteLLM's simple-shuffle weighs by `weight`, else `rpm`, else `tpm`.
+    let weight = p
+        .weight
+        .or(p.rpm.or(entry.rpm).map(|r| r as f64))
+        .or(p.tpm.or(entry.tpm).map(|t| t as f64))
+        .unwrap_or(1.0);
     if !(weight.is_finite() && weight >= 0.0) {
         return Err((
             format!("{path}.litellm_params.weight"),
@@ -774,6 +928,9 @@ fn build_deployment(
         num_retries: p.num_retries.or(p.max_retries),
         drop_params: p.drop_params,
         demo_chunk_delay: Duration::from_millis(p.demo_chunk_delay_ms.unwrap_or(12)),
+        rpm: p.rpm.or(entry.rpm),
+        tpm: p.tpm.or(entry.tpm),
+        max_parallel_requests: p.max_parallel_requests.filter(|n| *n > 0),
         defaults: p.request_defaults(),
         model_info,
         unusable,

@@ -51,10 +51,9 @@ fn genai_gateway_default_config_loads_unchanged() {
         "litellm_settings.cache:",
         "litellm_settings.success_callback:",
         "router_settings.enable_pre_call_check:",
-        "router_settings.routing_strategy:",
+        "router_settings.redis_host: names REDIS_HOST, which is not set",
         "guardrails:",
         "general_settings.store_model_in_db:",
-        "model_list[6].tpm:",
         "cohere/command-r-plus",
         "vertex_ai/gemini-1.5-pro",
         "OPENAI_API_KEY is not set",
@@ -64,6 +63,11 @@ fn genai_gateway_default_config_loads_unchanged() {
             "missing warning {expected:?} in:\n{w}"
         );
     }
+    assert!(cfg.redis_url.is_none());
+    assert!(cfg
+        .deployments
+        .iter()
+        .any(|d| d.tpm.is_some() && d.rpm.is_some()));
     // Unset provider keys make a deployment fail at call time, not at start.
     let gpt = cfg
         .deployments

@@ -9,13 +9,12 @@
 //! the time it resets; a call over a limit of requests in flight waits its
 //! turn by priority (see `queue`), up to its timeout.
 
+use super::queue::{Queue, Turn};
 use crate::counters::{Check, Counters, Level, Refused};
 use crate::directory::KeyEntry;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,10 +72,6 @@ pub struct RateHeaders {
 }
 
 impl RateHeaders {
-    pub fn is_empty(&self) -> bool {
-        self.requests.is_none() && self.tokens.is_none()
-    }
-
     /// The tighter of two (a deployment's and a key's).
     pub fn merge(self, other: RateHeaders) -> RateHeaders {
         let tighter = |a: Option<(u64, u64, u64)>, b: Option<(u64, u64, u64)>| match (a, b) {
@@ -119,7 +114,7 @@ impl RateHeaders {
 /// Dropping it releases the slots; `settle` corrects the tokens.
 pub struct Permit {
     counters: Option<Arc<Counters>>,
-    waiting: Option<Arc<Waiting>>,
+    waiting: Option<Arc<Queue>>,
     in_flight: Vec<String>,
     /// Token counters with the window they were reserved in.
     tokens: Vec<(String, u64)>,
@@ -129,6 +124,27 @@ pub struct Permit {
 }
 
 impl Permit {
+    /// Holds what was reserved: slots in flight to release, token counters
+    /// (with their window) to settle, `tokens` reserved in each.
+    pub fn new(
+        counters: &Arc<Counters>,
+        queue: &Arc<Queue>,
+        headers: RateHeaders,
+        in_flight: Vec<String>,
+        token_counters: Vec<(String, u64)>,
+        tokens: u64,
+    ) -> Permit {
+        Permit {
+            counters: Some(Arc::clone(counters)),
+            waiting: Some(Arc::clone(queue)),
+            in_flight,
+            settled: token_counters.is_empty(),
+            tokens: token_counters,
+            reserved: tokens,
+            headers,
+        }
+    }
+
     /// No limits apply.
     pub fn none() -> Permit {
         Permit {
@@ -173,7 +189,7 @@ impl Permit {
         rt.spawn(async move {
             c.add(&entries).await;
             if let Some(w) = waiting {
-                w.notify.notify_waiters();
+                w.wake();
             }
         });
     }
@@ -193,19 +209,16 @@ impl Drop for Permit {
 pub struct Limiter {
     pub counters: Arc<Counters>,
     pub proxy: ProxyLimits,
-    waiting: Arc<Waiting>,
+    /// Calls waiting for capacity: for a slot under these limits, or for a deployment.
+    pub queue: Arc<Queue>,
 }
-
-/// How often a waiting call looks again without being woken (a slot freed by
-/// another process wakes no one here).
-const RECHECK_EVERY: Duration = Duration::from_millis(25);
 
 impl Limiter {
     pub fn new(counters: Arc<Counters>, proxy: ProxyLimits) -> Limiter {
         Limiter {
             counters,
             proxy,
-            waiting: Arc::default(),
+            queue: Arc::default(),
         }
     }
 
@@ -235,27 +248,30 @@ impl Limiter {
             Err(e) if !e.in_flight => return Err(e),
             Err(e) => e,
         };
-        let deadline = tokio::time::Instant::now() + wait;
-        let ticket = self.waiting.join(refused.resource.clone(), priority);
-        loop {
-            let woken = self.waiting.notify.notified();
-            if self.waiting.is_head(&ticket) {
-                match self.reserve(&rules, tokens).await {
-                    Ok(p) => return Ok(p),
-                    Err(e) if !e.in_flight => return Err(e),
-                    Err(_) => {}
-                }
-            }
-            tokio::select! {
-                _ = woken => {}
-                _ = tokio::time::sleep(RECHECK_EVERY) => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    let mut e = refused;
-                    e.message = format!("{} Waited {:.1}s for a slot.", e.message, wait.as_secs_f64());
-                    return Err(e);
-                }
-            }
-        }
+        let rules = &rules;
+        self.queue
+            .wait_turn(
+                refused.resource.clone(),
+                priority,
+                tokio::time::Instant::now() + wait,
+                refused,
+                || async move {
+                    match self.reserve(rules, tokens).await {
+                        Ok(p) => Turn::Got(p),
+                        Err(e) if e.in_flight => Turn::Full(e),
+                        Err(e) => Turn::Fail(e),
+                    }
+                },
+                |mut e| {
+                    e.message = format!(
+                        "{} Waited {:.1}s for a slot.",
+                        e.message,
+                        wait.as_secs_f64()
+                    );
+                    e
+                },
+            )
+            .await
     }
 
     async fn reserve(&self, rules: &[Rule], tokens: u64) -> Result<Permit, RateLimited> {
@@ -269,68 +285,25 @@ impl Limiter {
             })
             .collect();
         match self.counters.reserve(&checks).await {
-            Ok(levels) => Ok(Permit {
-                counters: Some(Arc::clone(&self.counters)),
-                waiting: Some(Arc::clone(&self.waiting)),
-                headers: headers(rules, |i| levels.get(i).copied()),
-                in_flight: rules
+            Ok(levels) => Ok(Permit::new(
+                &self.counters,
+                &self.queue,
+                headers(rules, |i| levels.get(i).copied()),
+                rules
                     .iter()
                     .filter(|r| r.kind == Kind::InFlight)
                     .map(|r| r.name.clone())
                     .collect(),
-                tokens: rules
+                rules
                     .iter()
                     .zip(&levels)
                     .filter(|(r, _)| r.kind == Kind::Tokens)
                     .map(|(r, l)| (r.name.clone(), l.window))
                     .collect(),
-                reserved: tokens,
-                settled: false,
-            }),
+                tokens,
+            )),
             Err(refused) => Err(refusal(rules, &refused, tokens)),
         }
-    }
-}
-
-/// Calls waiting for a slot in flight, by the limit they wait for: the first
-/// by (priority, arrival) of each limit is the one that tries next.
-#[derive(Default)]
-struct Waiting {
-    queue: Mutex<BTreeSet<(String, i64, u64)>>,
-    seq: AtomicU64,
-    notify: tokio::sync::Notify,
-}
-
-struct Ticket {
-    waiting: Arc<Waiting>,
-    place: (String, i64, u64),
-}
-
-impl Waiting {
-    fn join(self: &Arc<Self>, resource: String, priority: i64) -> Ticket {
-        let place = (resource, priority, self.seq.fetch_add(1, Ordering::Relaxed));
-        self.lock().insert(place.clone());
-        Ticket {
-            waiting: Arc::clone(self),
-            place,
-        }
-    }
-
-    fn is_head(&self, t: &Ticket) -> bool {
-        let q = self.lock();
-        q.range((t.place.0.clone(), i64::MIN, 0)..).next() == Some(&t.place)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<(String, i64, u64)>> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.waiting.lock().remove(&self.place);
-        // The next in line may try now.
-        self.waiting.notify.notify_waiters();
     }
 }
 
@@ -602,7 +575,9 @@ mod tests {
             }
         }
         assert_eq!(ok, 2);
-        let e = last.expect("refused");
+        let Some(e) = last else {
+            panic!("the third call was not refused");
+        };
         assert!(e.message.contains("rpm_limit is 2"), "{}", e.message);
         assert!(!e.in_flight);
         assert_eq!(e.headers.requests.map(|r| r.1), Some(0));
@@ -637,8 +612,7 @@ mod tests {
         let mut p = lim
             .admit(Some(&k), "m", || 40, 0, Duration::ZERO)
             .await
-            .map_err(|e| e.message)
-            .expect("room");
+            .unwrap_or_else(|e| panic!("{}", e.message));
         assert_eq!(p.headers.tokens.map(|t| t.1), Some(60));
         p.settle(90);
         drop(p);

@@ -4,6 +4,7 @@ pub mod history;
 pub mod limits;
 pub mod pipeline;
 pub mod prompts;
+pub mod queue;
 pub mod router;
 pub mod tokens;
 pub mod types;

@@ -140,6 +140,8 @@ fn take_gateway_params(
             num_retries,
             timeout,
             stream,
+            priority: priority.unwrap_or(super::queue::UNPRIORITISED),
+            prompt_tokens: None,
         },
         drop_params,
         metadata,
@@ -257,6 +259,9 @@ impl<'s> Call<'s> {
 
     /// Key type, model access (after the key's aliases) and budgets. No I/O.
     fn admit(&self, model: &mut String) -> Result<(), GatewayError> {
+        if let Some(to) = self.state.router.load().alias(model) {
+            *model = to.to_string();
+        }
         let Some(key) = &self.key else {
             return match directory::budget_exceeded(&self.state.directory, None, model) {
                 Some(m) => Err(GatewayError::BudgetExceeded(m)),
@@ -274,6 +279,9 @@ impl<'s> Call<'s> {
         }
         if let Some(Value::String(to)) = key.record.settings.aliases.get(model.as_str()) {
             *model = to.clone();
+            if let Some(to) = self.state.router.load().alias(model) {
+                *model = to.to_string();
+            }
         }
         self.state
             .router
@@ -291,14 +299,18 @@ impl<'s> Call<'s> {
     async fn limit(
         &mut self,
         model: &str,
-        gp: &GatewayParams,
-        prompt_tokens: impl FnOnce() -> u64,
+        gp: &mut GatewayParams,
+        prompt_tokens: impl Fn() -> u64,
     ) -> Result<(), GatewayError> {
         let key = self.key.as_deref();
         let priority = gp
             .priority
             .or_else(|| key.and_then(default_priority))
-            .unwrap_or(i64::MAX);
+            .unwrap_or(super::queue::UNPRIORITISED);
+        gp.opts.priority = priority;
+        if self.state.router.load().needs_prompt_tokens() {
+            gp.opts.prompt_tokens = Some(prompt_tokens());
+        }
         let wait = gp
             .opts
             .timeout
@@ -306,7 +318,13 @@ impl<'s> Call<'s> {
         self.permit = self
             .state
             .limiter
-            .admit(key, model, prompt_tokens, priority, wait)
+            .admit(
+                key,
+                model,
+                || gp.opts.prompt_tokens.unwrap_or_else(&prompt_tokens),
+                priority,
+                wait,
+            )
             .await
             .map_err(|e| GatewayError::RateLimited(Box::new(e)))?;
         Ok(())
@@ -325,7 +343,7 @@ impl<'s> Call<'s> {
             retries: r.attempts.len(),
             fallbacks_used: r.fallbacks_used,
             session: None,
-            rate: self.permit.headers,
+            rate: self.permit.headers.merge(r.slot.headers),
         }
     }
 
@@ -408,12 +426,12 @@ pub async fn chat(
 ) -> Result<(ChatResponse, RouteInfo), GatewayError> {
     prompts::apply(state, &mut req).await?;
     let mut model = req.model.clone();
-    let (mut call, gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, false)?;
+    let (mut call, mut gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, false)?;
     let history = match history::begin(state, meta.auth, &model, &mut req).await {
         Ok(h) => h,
         Err(e) => return Err(call.fail(e)),
     };
-    if let Err(e) = call.limit(&model, &gp, || tokens::prompt(&req)).await {
+    if let Err(e) = call.limit(&model, &mut gp, || tokens::prompt(&req)).await {
         return Err(call.fail(e));
     }
     let router = state.router.load_full();
@@ -449,6 +467,9 @@ pub async fn chat(
                     u
                 }
             };
+            routed
+                .slot
+                .settle(usage.prompt_tokens + usage.completion_tokens);
             call.succeed(&routed.deployment, &usage);
             let mut info = info;
             if let Some(h) = history {
@@ -476,12 +497,12 @@ pub async fn chat_stream(
     prompts::apply(state, &mut req).await?;
     let include_usage = req.include_usage();
     let mut model = req.model.clone();
-    let (mut call, gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, true)?;
+    let (mut call, mut gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, true)?;
     let history = match history::begin(state, meta.auth, &model, &mut req).await {
         Ok(h) => h,
         Err(e) => return Err(call.fail(e)),
     };
-    if let Err(e) = call.limit(&model, &gp, || tokens::prompt(&req)).await {
+    if let Err(e) = call.limit(&model, &mut gp, || tokens::prompt(&req)).await {
         return Err(call.fail(e));
     }
     let router = state.router.load_full();
@@ -524,6 +545,7 @@ pub async fn chat_stream(
             let Routed {
                 value: (first, rest),
                 deployment,
+                slot,
                 ..
             } = routed;
             let stream = LoggedStream {
@@ -546,6 +568,7 @@ pub async fn chat_stream(
                 spend_to: (Arc::clone(&state.directory), call.key.take()),
                 failed: None,
                 permit: std::mem::replace(&mut call.permit, Permit::none()),
+                slot,
             };
             Ok((stream, info))
         }
@@ -596,6 +619,8 @@ pub struct LoggedStream {
     failed: Option<String>,
     /// Room under the caller's rate limits, released when the stream ends.
     permit: Permit,
+    /// The capacity reserved on the deployment, released when the stream ends.
+    slot: Permit,
 }
 
 impl LoggedStream {
@@ -609,9 +634,11 @@ impl LoggedStream {
             .unwrap_or_else(|| tokens::estimate(&self.req, tokens::count(&self.streamed)));
         log.prompt_tokens = usage.prompt_tokens;
         log.completion_tokens = usage.completion_tokens;
-        self.permit
-            .settle(usage.prompt_tokens + usage.completion_tokens);
+        let used = usage.prompt_tokens + usage.completion_tokens;
+        self.permit.settle(used);
+        self.slot.settle(used);
         self.permit = Permit::none();
+        self.slot = Permit::none();
         log.spend = cost(&self.deployment, &usage);
         log.outcome = outcome;
         log.status_code = 200;
@@ -735,7 +762,7 @@ pub async fn embeddings(
     mut req: EmbeddingRequest,
 ) -> Result<(EmbeddingResponse, RouteInfo), GatewayError> {
     let mut model = req.model.clone();
-    let (mut call, gp) = Call::begin(
+    let (mut call, mut gp) = Call::begin(
         state,
         &meta,
         "embeddings",
@@ -744,7 +771,7 @@ pub async fn embeddings(
         false,
     )?;
     if let Err(e) = call
-        .limit(&model, &gp, || tokens::embedding_input(&req))
+        .limit(&model, &mut gp, || tokens::embedding_input(&req))
         .await
     {
         return Err(call.fail(e));
@@ -762,8 +789,9 @@ pub async fn embeddings(
         })
         .await;
     match result {
-        Ok(routed) => {
+        Ok(mut routed) => {
             let info = call.routed(&routed);
+            routed.slot.settle(routed.value.usage.prompt_tokens);
             call.succeed(
                 &routed.deployment,
                 &Usage::new(routed.value.usage.prompt_tokens, 0),

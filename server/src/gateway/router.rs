@@ -119,6 +119,8 @@ pub struct Routed<T> {
     /// Failed tries before this one.
     pub attempts: Vec<Attempt>,
     pub fallbacks_used: usize,
+    /// The capacity reserved on the deployment, held until the call ends.
+    pub slot: crate::gateway::limits::Permit,
 }
 
 #[derive(Debug)]
@@ -139,6 +141,10 @@ pub struct CallOptions {
     pub num_retries: Option<u32>,
     pub timeout: Option<Duration>,
     pub stream: bool,
+    /// Lower is served first when every deployment is full.
+    pub priority: i64,
+    /// The prompt's tokens, when limits or pre-call checks need them.
+    pub prompt_tokens: Option<u64>,
 }
 
 pub struct Router {
@@ -147,10 +153,18 @@ pub struct Router {
     order: Vec<String>,
     settings: RouterConfig,
     pub drop_params: bool,
+    counters: Arc<crate::counters::Counters>,
+    queue: Arc<crate::gateway::queue::Queue>,
 }
 
 impl Router {
-    pub async fn new(config: &Config, http: &crate::providers::upstream::HttpClient) -> Self {
+    /// Builds the deployments; usage, cooldowns and the queue live in
+    /// `limiter`'s counters, so they outlive a rebuild.
+    pub async fn new(
+        config: &Config,
+        http: &crate::providers::upstream::HttpClient,
+        limiter: &crate::gateway::limits::Limiter,
+    ) -> Self {
         let mut groups: HashMap<String, Vec<Arc<Deployment>>> = HashMap::new();
         let mut order = Vec::new();
         for d in &config.deployments {
@@ -186,6 +200,8 @@ impl Router {
             order,
             settings: config.router.clone(),
             drop_params: config.drop_params,
+            counters: Arc::clone(&limiter.counters),
+            queue: Arc::clone(&limiter.queue),
         }
     }
 
@@ -198,6 +214,31 @@ impl Router {
 
     pub fn has_model(&self, name: &str) -> bool {
         self.groups.contains_key(name)
+    }
+
+    /// The model group an alias (`model_group_alias`) stands for.
+    pub fn alias(&self, name: &str) -> Option<&str> {
+        self.settings.aliases.get(name).map(|(to, _)| to.as_str())
+    }
+
+    /// Aliases shown in `/v1/models` (not hidden), with their groups.
+    pub fn visible_aliases(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.settings
+            .aliases
+            .iter()
+            .filter(|(_, (_, hidden))| !hidden)
+            .map(|(a, (to, _))| (a.as_str(), to.as_str()))
+    }
+
+    /// Whether calls need the prompt's token count before routing.
+    pub fn needs_prompt_tokens(&self) -> bool {
+        self.settings.pre_call_checks
+            || self.settings.strategy == crate::config::Strategy::UsageBased
+            || self
+                .groups
+                .values()
+                .flatten()
+                .any(|d| d.config.tpm.is_some())
     }
 
     /// The model group a name stands for: a group of that name, or the group
@@ -262,13 +303,14 @@ impl Router {
         while i < chain.len() {
             let group = chain[i].clone();
             let last_error = match self.try_group(&group, opts, &call, &mut attempts).await {
-                Ok((value, deployment)) => {
+                Ok((value, deployment, slot)) => {
                     return Ok(Routed {
                         value,
                         deployment,
                         model_group: group,
                         attempts,
                         fallbacks_used: i,
+                        slot,
                     })
                 }
                 Err(e) => e,
@@ -320,7 +362,7 @@ impl Router {
         opts: &CallOptions,
         call: &F,
         attempts: &mut Vec<Attempt>,
-    ) -> Result<(T, Arc<Deployment>), ProviderError>
+    ) -> Result<(T, Arc<Deployment>, crate::gateway::limits::Permit), ProviderError>
     where
         F: Fn(Arc<Deployment>, Duration) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
@@ -343,15 +385,23 @@ impl Router {
             .or_else(|| deployments.iter().find_map(|d| d.config.num_retries))
             .unwrap_or(self.settings.num_retries);
         let mut tried: HashSet<String> = HashSet::new();
-        let mut last = ProviderError::new(
-            ErrorKind::Config,
-            format!("model group {group:?} has no deployments"),
-        );
-        for attempt in 0..=retries {
-            let Some(dep) = pick(deployments, &tried) else {
-                break;
+        let mut last: ProviderError;
+        let mut attempt = 0u32;
+        loop {
+            let (dep, slot) = match self.take(group, deployments, &tried, opts).await {
+                Ok(x) => x,
+                Err(e) => {
+                    attempts.push(Attempt {
+                        model_group: group.to_string(),
+                        deployment_id: None,
+                        deployment: None,
+                        error: e.clone(),
+                    });
+                    return Err(e);
+                }
             };
             tried.insert(dep.config.id.clone());
+            let started = std::time::Instant::now();
             let result = match &dep.config.unusable {
                 Some(why) => Err(ProviderError::new(ErrorKind::Config, why.clone())),
                 None => {
@@ -368,10 +418,13 @@ impl Router {
             match result {
                 Ok(v) => {
                     dep.health.record_ok();
-                    return Ok((v, dep));
+                    self.record_latency(&dep, started.elapsed());
+                    return Ok((v, dep, slot));
                 }
                 Err(e) => {
+                    drop(slot);
                     dep.health.record_err(&e);
+                    self.record_failure(&dep, &e, deployments.len()).await;
                     tracing::warn!(model_group = group, deployment = %dep.config, error = %e, attempt, "upstream call failed");
                     attempts.push(Attempt {
                         model_group: group.to_string(),
@@ -382,15 +435,16 @@ impl Router {
                         )),
                         error: e.clone(),
                     });
-                    let retryable = e.kind.is_retryable() || e.kind == ErrorKind::Config;
+                    let allowed = self.retries_for(e.kind, retries);
                     let backoff = e.kind.is_retryable();
                     let retry_after = e.retry_after;
                     last = e;
-                    if !retryable || attempt == retries {
+                    if allowed.is_none_or(|n| attempt >= n) {
                         break;
                     }
+                    attempt += 1;
                     if backoff {
-                        tokio::time::sleep(self.backoff(attempt, retry_after)).await;
+                        tokio::time::sleep(self.backoff(attempt - 1, retry_after)).await;
                     }
                 }
             }
@@ -432,34 +486,6 @@ impl Router {
     }
 }
 
-/// Weighted random choice among deployments not tried yet (or all, once every one was).
-fn pick(deployments: &[Arc<Deployment>], tried: &HashSet<String>) -> Option<Arc<Deployment>> {
-    let fresh: Vec<&Arc<Deployment>> = deployments
-        .iter()
-        .filter(|d| !tried.contains(&d.config.id))
-        .collect();
-    let pool: Vec<&Arc<Deployment>> = if fresh.is_empty() {
-        deployments.iter().collect()
-    } else {
-        fresh
-    };
-    if pool.len() <= 1 {
-        return pool.first().map(|d| Arc::clone(d));
-    }
-    let total: f64 = pool.iter().map(|d| d.config.weight).sum();
-    if total <= 0.0 {
-        let i = rand::rng().random_range(0..pool.len());
-        return Some(Arc::clone(pool[i]));
-    }
-    let mut x = rand::rng().random_range(0.0..total);
-    for d in &pool {
-        if x < d.config.weight {
-            return Some(Arc::clone(d));
-        }
-        x -= d.config.weight;
-    }
-    pool.last().map(|d| Arc::clone(d))
-}
-
+mod pick;
 #[cfg(test)]
 mod tests;

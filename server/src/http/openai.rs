@@ -442,11 +442,18 @@ async fn list_models(
     Extension(auth): Extension<AuthContext>,
 ) -> Response {
     let router = state.router.load();
-    let data: Vec<_> = router
+    let mut data: Vec<_> = router
         .groups()
         .filter(|(name, _)| router.may_use(&auth, name))
         .map(|(name, _)| model_object(name, state.started_at))
         .collect();
+    // `model_group_alias` names answer too (unless hidden).
+    data.extend(
+        router
+            .visible_aliases()
+            .filter(|(_, to)| router.may_use(&auth, to))
+            .map(|(alias, _)| model_object(alias, state.started_at)),
+    );
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
@@ -456,7 +463,8 @@ async fn get_model(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let router = state.router.load();
-    if router.has_model(&id) && router.may_use(&auth, &id) {
+    let group = router.alias(&id).unwrap_or(&id);
+    if router.has_model(group) && router.may_use(&auth, group) {
         Ok(axum::Json(model_object(&id, state.started_at)).into_response())
     } else {
         Err(

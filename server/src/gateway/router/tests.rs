@@ -6,7 +6,15 @@ use std::sync::atomic::AtomicUsize;
 async fn router(yaml: &str) -> Router {
     let cfg = load_str(yaml, "t.yaml", Some(crate::config::env::Env::default()))
         .unwrap_or_else(|e| panic!("{e}"));
-    Router::new(&cfg, &crate::providers::upstream::HttpClient::new()).await
+    Router::new(
+        &cfg,
+        &crate::providers::upstream::HttpClient::new(),
+        &crate::gateway::limits::Limiter::new(
+            std::sync::Arc::new(crate::counters::Counters::local()),
+            Default::default(),
+        ),
+    )
+    .await
 }
 
 fn err(kind: ErrorKind) -> ProviderError {
