@@ -104,6 +104,8 @@ test-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y --no-install-recommends chromium; }
 	@command -v psql >/dev/null && ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
 	  || { apt-get update -qq && apt-get install -y --no-install-recommends postgresql; }
+	@command -v redis-server >/dev/null \
+	  || { apt-get update -qq && apt-get install -y --no-install-recommends redis-server; }
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
 	@$(PYTHON) -c 'import openai, anthropic, pytest, httpx, boto3, moto.server, cryptography' 2>/dev/null \
 	  || $(VENV)/bin/pip install -q -r server/tests/python/requirements.txt
