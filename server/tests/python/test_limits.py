@@ -200,6 +200,21 @@ def logs_of(url, token, n):
         return rows()
 
 
+def test_team_member_limits_hold_per_member(gw):
+    fresh_minute()
+    with admin(gw.url) as a:
+        team = a.post("/team/new", json={"team_alias": f"tm-{uuid.uuid4().hex[:6]}", "team_member_rpm_limit": 1}).json()["team_id"]
+        users = [a.post("/user/new", json={"user_id": f"m-{uuid.uuid4().hex[:6]}"}).json()["user_id"] for _ in range(2)]
+    k1, k2 = (new_key(gw.url, team_id=team, user_id=u) for u in users)
+    assert wait_until(lambda: chat(gw.url, k1).status_code == 200, timeout=5)
+    r = chat(gw.url, k1)
+    assert r.status_code == 429
+    assert f"member {users[0]} of team {team}" in r.json()["error"]["message"]
+    assert "team_member_rpm_limit" in r.json()["error"]["message"]
+    # Another member has a minute of their own.
+    assert chat(gw.url, k2).status_code == 200
+
+
 def end_ms(row):
     return datetime.datetime.fromisoformat(row["endTime"].replace("Z", "+00:00")).timestamp() * 1000
 
