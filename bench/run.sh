@@ -13,13 +13,21 @@
 #   - the same saturation run with accept-encoding: gzip, br
 #   - streaming time-to-first-token                   (bench/src/bin/ttft.rs)
 #   - RSS idle and under load                         (/proc/PID/status)
+# Then, with limits and the response cache: a second Tollgate sharing counters
+# and cache through Redis (redis-server on a free port) beside the first
+# (in-process counters, local cache); for each, a virtual key without limits,
+# one with rpm/tpm/max_parallel_requests (and a deployment rpm/max_parallel_requests),
+# and cache hits, measured at saturation and at a fixed ~BENCH_RATE requests/s
+# (wrk with a per-connection delay) for p50/p99 and p99 added over no limits.
 # Prints a markdown report and writes it to bench/results/latest.md.
 #
 # Env knobs: BENCH_DURATION (s per wrk run, default 10), BENCH_CONNS (default 64),
 # BENCH_TTFT_N (default 300), BENCH_SKIP_BUILD=1, BENCH_TIME_LIMIT (s, default 290,
 # the bound on everything after the build), BENCH_QUIET_WAIT (s, default 60: how long
-# to wait for other processes to stop using the CPU before measuring).
-# Needs wrk (apt-get install -y wrk), curl, awk; sqlite3 optional.
+# to wait for other processes to stop using the CPU before measuring), BENCH_RATE
+# (requests/s of the fixed-rate runs, default 1000).
+# Needs wrk (apt-get install -y wrk), curl, awk; sqlite3 and redis-server optional
+# (without redis-server the Redis rows are left out).
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,7 +38,8 @@ BIN="$CARGO_TARGET_DIR/release"
 DUR="${BENCH_DURATION:-10}"
 CONNS="${BENCH_CONNS:-64}"
 TTFT_N="${BENCH_TTFT_N:-300}"
-TIME_LIMIT="${BENCH_TIME_LIMIT:-290}"
+TIME_LIMIT="${BENCH_TIME_LIMIT:-480}"
+RATE="${BENCH_RATE:-1000}"
 QUIET_WAIT="${BENCH_QUIET_WAIT:-60}"
 
 # ---------------------------------------------------------------- phase 1: build
@@ -109,7 +118,7 @@ own_ticks() { # CPU ticks of this script, its reaped children (wrk, ttft, ...) a
     times >"$WORK/times.txt"
     t="$(awk -v hz="$CLK_TCK" '{ for (i = 1; i <= NF; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] } }
         END { printf "%d", s * hz }' "$WORK/times.txt")"
-    for pid in "$MOCK_PID" "$PT_PID" "$TG_PID"; do t=$((t + $(cpu_ticks "$pid"))); done
+    for pid in "$MOCK_PID" "$PT_PID" "$TG_PID" ${TGR_PID:-} ${REDIS_PID:-}; do t=$((t + $(cpu_ticks "$pid"))); done
     echo "$t"
 }
 
@@ -162,15 +171,41 @@ start mock "$BIN/mock-upstream" --port 0 --no-record --first-token-delay-ms 0 --
 MOCK_PID=$STARTED_PID; MOCK_URL="$(wait_url mock)"
 start passthrough "$BIN/passthrough" --port 0 --upstream "$MOCK_URL"
 PT_PID=$STARTED_PID; PT_URL="$(wait_url passthrough)"
-cat >"$WORK/config.yaml" <<EOF
+# `bench` is the plain group the main table measures; `bench-limited` has a
+# deployment rpm and max_parallel_requests (far above the load: reserved, never
+# refused). The cache is on for requests that ask (`mode: default_off`).
+tollgate_config() { # tollgate_config CACHE_TYPE
+    cat <<EOF
 model_list:
   - model_name: bench
     litellm_params: {model: openai/gpt-4o-mini, api_base: $MOCK_URL/v1, api_key: sk-upstream}
+  - model_name: bench-limited
+    litellm_params: {model: openai/gpt-4o-mini, api_base: $MOCK_URL/v1, api_key: sk-upstream, rpm: 100000000, max_parallel_requests: 100000}
+litellm_settings:
+  cache: true
+  cache_params: {type: $1, mode: default_off, ttl: 600}
 EOF
+}
+tollgate_config local >"$WORK/config.yaml"
 start tollgate env TOLLGATE_MASTER_KEY=sk-bench DATABASE_URL="sqlite://$WORK/bench.db" TOLLGATE_LOG=warn \
     "$BIN/tollgate" serve --config "$WORK/config.yaml" --port 0
 TG_PID=$STARTED_PID; TG_URL="$(wait_url tollgate)"
 log "mock $MOCK_URL (pid $MOCK_PID), passthrough $PT_URL (pid $PT_PID), tollgate $TG_URL (pid $TG_PID)"
+# The same with counters and cache in Redis (a private redis-server), if there is one.
+TGR_URL=""
+if command -v redis-server >/dev/null; then
+    REDIS_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 56399)"
+    start redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no
+    REDIS_PID=$STARTED_PID
+    for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    tollgate_config redis >"$WORK/config_redis.yaml"
+    start tollgate_redis env TOLLGATE_MASTER_KEY=sk-bench DATABASE_URL="sqlite://$WORK/bench_redis.db" TOLLGATE_LOG=warn \
+        REDIS_URL="redis://127.0.0.1:$REDIS_PORT" "$BIN/tollgate" serve --config "$WORK/config_redis.yaml" --port 0
+    TGR_PID=$STARTED_PID; TGR_URL="$(wait_url tollgate_redis)"
+    log "tollgate with Redis $TGR_URL (pid $TGR_PID), redis-server :$REDIS_PORT (pid $REDIS_PID)"
+else
+    log "no redis-server: the Redis rows are left out"
+fi
 
 # Sanity: every target answers 200 with the mock's reply.
 for url in "$MOCK_URL" "$PT_URL" "$TG_URL"; do
@@ -255,6 +290,74 @@ ttft() { # ttft NAME METRIC KEY
     grep "^$2_us " "$WORK/ttft_$1.txt" | tr ' ' '\n' | awk -F= -v k="$3" '$1 == k { print $2 }'
 }
 
+# --------------------------------------------------- limits and the response cache
+# new_key URL JSON : a virtual key made through /key/generate
+new_key() {
+    curl -s -m 5 "$1/key/generate" -H 'content-type: application/json' -H 'authorization: Bearer sk-bench' -d "$2" \
+        | grep -o '"key":"sk-[^"]*"' | cut -d'"' -f4
+}
+LIMITS='{"rpm_limit": 100000000, "tpm_limit": 100000000000, "max_parallel_requests": 100000}'
+BODY_LIMITED="${BODY/\"bench\"/\"bench-limited\"}"
+BODY_CACHED="${BODY%\}}, \"cache\": {\"use-cache\": true}}"
+# Per connection, wait so that RATE_CONNS connections together send about RATE requests/s.
+RATE_CONNS=10
+RATE_DELAY_MS=$(( 1000 * RATE_CONNS / RATE ))
+# variant_lua FILE KEY BODY [rate]
+variant_lua() {
+    local extra="wrk.headers[\"Authorization\"] = \"Bearer $2\"
+wrk.body = '$3'"
+    [[ "${4:-}" == rate ]] && extra+="
+delay = function() return $RATE_DELAY_MS end"
+    make_lua "$1" "$extra"
+}
+variants() { # variants NAME URL : lua files for plain, limits and cache runs against URL
+    local name="$1" url="$2" plain limited mode
+    plain="$(new_key "$url" '{"key_alias": "bench-plain"}')"
+    limited="$(new_key "$url" "$LIMITS")"
+    [[ -n "$plain" && -n "$limited" ]] || { log "could not make keys on $url"; exit 1; }
+    for mode in "" rate; do
+        variant_lua "$WORK/${name}_plain${mode:+_rate}.lua" "$plain" "$BODY" "$mode"
+        variant_lua "$WORK/${name}_limits${mode:+_rate}.lua" "$limited" "$BODY_LIMITED" "$mode"
+        variant_lua "$WORK/${name}_cache${mode:+_rate}.lua" "$plain" "$BODY_CACHED" "$mode"
+    done
+    # Sanity: limits are applied (x-ratelimit headers) and the cache answers.
+    curl -s -D "$WORK/h_$name" -o /dev/null -m 5 "$url$PATH_CHAT" -H 'content-type: application/json' \
+        -H "authorization: Bearer $limited" -d "$BODY_LIMITED"
+    grep -qi '^x-ratelimit-limit-requests' "$WORK/h_$name" || { log "$name: no x-ratelimit headers with limits"; exit 1; }
+    for _ in 1 2; do
+        curl -s -D "$WORK/h_$name" -o /dev/null -m 5 "$url$PATH_CHAT" -H 'content-type: application/json' \
+            -H "authorization: Bearer $plain" -d "$BODY_CACHED"
+        sleep 0.2
+    done
+    grep -qi '^x-tollgate-cache-hit: true' "$WORK/h_$name" || { log "$name: the cache did not answer"; exit 1; }
+}
+SETUPS="tg $TG_URL"
+[[ -n "$TGR_URL" ]] && SETUPS+=" tgr $TGR_URL"
+set -- $SETUPS
+while (( $# )); do
+    variants "$1" "$2"
+    for v in plain limits cache; do
+        log "saturation (-t2 -c$CONNS, ${DUR} s): $1 $v"
+        wrk_run "sat_$1_$v" "$2" 2 "$CONNS" "$DUR" "$WORK/$1_$v.lua"
+        sleep 1
+    done
+    shift 2
+done
+make_lua "$WORK/rate.lua" "delay = function() return $RATE_DELAY_MS end"
+for t in "direct $MOCK_URL" "passthrough $PT_URL"; do
+    set -- $t
+    log "fixed rate (~$RATE/s, ${DUR} s): $1"
+    wrk_run "rate_$1" "$2" 1 "$RATE_CONNS" "$DUR" "$WORK/rate.lua"
+done
+set -- $SETUPS
+while (( $# )); do
+    for v in plain limits cache; do
+        log "fixed rate (~$RATE/s, ${DUR} s): $1 $v"
+        wrk_run "rate_$1_$v" "$2" 1 "$RATE_CONNS" "$DUR" "$WORK/$1_${v}_rate.lua"
+    done
+    shift 2
+done
+
 SYS1="$(sys_ticks)"; OWN1="$(own_ticks)"
 # Share of the machine used by processes other than this benchmark while it measured.
 FOREIGN="$(awk -v a="$SYS0" -v b="$SYS1" -v o0="$OWN0" -v o1="$OWN1" 'BEGIN {
@@ -299,7 +402,8 @@ HD_D50="$(ttft direct headers p50)"; HD_T50="$(ttft tollgate headers p50)"; HD_P
 TG_RSS_LOAD="$(cat "$WORK/rssmax_tollgate" "$WORK/rssmax_tollgate_gzip" | sort -n | tail -1)"
 PT_RSS_LOAD="$(cat "$WORK/rssmax_passthrough")"
 ERRS=""
-for n in c1_direct c1_passthrough c1_tollgate sat_direct sat_passthrough sat_tollgate sat_tollgate_gzip; do
+for n in c1_direct c1_passthrough c1_tollgate sat_direct sat_passthrough sat_tollgate sat_tollgate_gzip rate_direct rate_passthrough \
+    $(set -- $SETUPS; while (( $# )); do for v in plain limits cache; do echo "sat_$1_$v rate_$1_$v"; done; shift 2; done); do
     e="$(( $(field "$n" non2xx) + $(field "$n" sockerr) ))"
     [[ "$e" != 0 ]] && ERRS+="$n: $e non-2xx/socket errors; "
 done
@@ -311,6 +415,36 @@ done
 GIT_REV="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo 'no commit')"
 GIT_DIRTY="$(cd "$ROOT" && git status --porcelain 2>/dev/null | wc -l)"
 CPU_MODEL="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+
+LIMITS_REPORT="$WORK/limits.md"
+{
+echo "### Limits and the response cache"
+echo
+echo "Saturation: wrk -t2 -c$CONNS -d${DUR}s. Fixed rate: wrk -t1 -c$RATE_CONNS -d${DUR}s, each connection waiting $RATE_DELAY_MS ms between requests (about $RATE requests/s)."
+echo "No limits: a virtual key without limits, group \`bench\`. Limits: a key with rpm_limit, tpm_limit and max_parallel_requests (so its prompt is counted) calling \`bench-limited\`, whose deployment has rpm and max_parallel_requests: every request reserves and settles all of them. Cache: \`cache: {use-cache: true}\`, the same request each time, so every request after the first is a hit."
+echo
+echo "| Setup | requests/s at saturation | at fixed rate: requests/s | p50 | p99 | p99 added over no limits | Target | |"
+echo "|---|---:|---:|---:|---:|---:|---|---|"
+echo "| direct (mock) | $(rps sat_direct) | $(rps rate_direct) | $(us "$(field rate_direct p50)") | $(us "$(field rate_direct p99)") | | | |"
+echo "| passthrough | $(rps sat_passthrough) | $(rps rate_passthrough) | $(us "$(field rate_passthrough p50)") | $(us "$(field rate_passthrough p99)") | | | |"
+set -- $SETUPS
+while (( $# )); do
+    where="in-process counters, local cache"; [[ "$1" == tgr ]] && where="Redis counters and cache"
+    base="$(field "rate_$1_plain" p99)"
+    for v in plain limits cache; do
+        p99="$(field "rate_$1_$v" p99)"
+        added=""; target=""; ok=""
+        [[ "$v" != plain ]] && added="$(us $((p99 - base)))"
+        if [[ "$1" == tgr && "$v" == limits ]]; then target="≤ 1 ms"; ok="$(mark 'v <= 1000' $((p99 - base)))"; added="**$added**"; fi
+        label="no limits"; [[ "$v" == limits ]] && label="limits"; [[ "$v" == cache ]] && label="cache hits"
+        echo "| Tollgate, $where: $label | $(rps "sat_$1_$v") | $(rps "rate_$1_$v") | $(us "$(field "rate_$1_$v" p50)") | $(us "$p99") | $added | $target | $ok |"
+    done
+    shift 2
+done
+if [[ -z "$TGR_URL" ]]; then
+    echo "| Tollgate with Redis | no redis-server on this machine | | | | | ≤ 1 ms | not measured |"
+fi
+} >"$LIMITS_REPORT"
 
 REPORT="$WORK/report.md"
 {
@@ -348,7 +482,10 @@ echo "Noise: machine ${BUSY_BEFORE}% busy just before the run; other processes u
 echo
 echo "Errors: ${ERRS:-none (all runs: 0 non-2xx, 0 socket errors)}. Tollgate request-log rows after the run: ${LOG_ROWS}."
 echo
-echo "Command: \`bench/run.sh\` (BENCH_DURATION=$DUR BENCH_CONNS=$CONNS BENCH_TTFT_N=$TTFT_N)."
+echo
+cat "$LIMITS_REPORT"
+echo
+echo "Command: \`bench/run.sh\` (BENCH_DURATION=$DUR BENCH_CONNS=$CONNS BENCH_TTFT_N=$TTFT_N BENCH_RATE=$RATE)."
 } >"$REPORT"
 
 mkdir -p "$BENCH_DIR/results"

@@ -188,6 +188,92 @@ impl Counters {
         self.local.flag(name, ttl);
     }
 
+    /// A value kept in Redis (the response cache). `Err` when Redis is not
+    /// configured or not answering: the caller goes on without it.
+    pub async fn blob_get(&self, name: &str) -> Result<Option<Vec<u8>>, ()> {
+        let r = self.shared().ok_or(())?;
+        let mut conn = r.conn.clone();
+        let cmd = redis::cmd("GET")
+            .arg(format!("{}{name}", r.prefix))
+            .to_owned();
+        let out =
+            tokio::time::timeout(REDIS_TIMEOUT, cmd.query_async::<Option<Vec<u8>>>(&mut conn))
+                .await
+                .unwrap_or_else(|_| Err(timeout_error()));
+        out.map_err(|e| r.mark_down(&e))
+    }
+
+    /// Keeps `value` under `name` for `ttl`; best effort.
+    pub async fn blob_put(&self, name: &str, value: &[u8], ttl: Duration) {
+        let Some(r) = self.shared() else {
+            return;
+        };
+        let mut conn = r.conn.clone();
+        let cmd = redis::cmd("SET")
+            .arg(format!("{}{name}", r.prefix))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .to_owned();
+        let out = tokio::time::timeout(REDIS_TIMEOUT, cmd.query_async::<()>(&mut conn))
+            .await
+            .unwrap_or_else(|_| Err(timeout_error()));
+        if let Err(e) = out {
+            r.mark_down(&e);
+        }
+    }
+
+    /// Deletes values by name; how many there were.
+    pub async fn blob_del(&self, names: &[String]) -> Result<u64, String> {
+        let r = self.shared().ok_or("Redis is not reachable")?;
+        if names.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = r.conn.clone();
+        let mut cmd = redis::cmd("DEL");
+        for n in names {
+            cmd.arg(format!("{}{n}", r.prefix));
+        }
+        tokio::time::timeout(REDIS_TIMEOUT, cmd.query_async::<u64>(&mut conn))
+            .await
+            .unwrap_or_else(|_| Err(timeout_error()))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Deletes every value whose name starts with `prefix`; how many there were.
+    pub async fn blob_clear(&self, prefix: &str) -> Result<u64, String> {
+        let r = self.shared().ok_or("Redis is not reachable")?;
+        let mut conn = r.conn.clone();
+        let pattern = format!("{}{prefix}*", r.prefix);
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let scan = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .to_owned();
+            let (next, keys): (u64, Vec<String>) =
+                tokio::time::timeout(REDIS_TIMEOUT, scan.query_async(&mut conn))
+                    .await
+                    .unwrap_or_else(|_| Err(timeout_error()))
+                    .map_err(|e| e.to_string())?;
+            if !keys.is_empty() {
+                let del = redis::cmd("UNLINK").arg(&keys).to_owned();
+                deleted += tokio::time::timeout(REDIS_TIMEOUT, del.query_async::<u64>(&mut conn))
+                    .await
+                    .unwrap_or_else(|_| Err(timeout_error()))
+                    .map_err(|e| e.to_string())?;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
     fn shared(&self) -> Option<&Shared> {
         self.redis
             .as_deref()

@@ -191,11 +191,11 @@ async fn serve(
 
     // Upstreams are reached directly: no proxy matching, no redirects.
     let http = providers::upstream::HttpClient::new();
+    let prefix = env
+        .get("TOLLGATE_REDIS_PREFIX")
+        .unwrap_or_else(|| "tollgate:".into());
     let counters = Arc::new(match &cfg.redis_url {
         Some(url) => {
-            let prefix = env
-                .get("TOLLGATE_REDIS_PREFIX")
-                .unwrap_or_else(|| "tollgate:".into());
             let c = counters::Counters::with_redis(url, &prefix)?;
             tracing::info!(
                 prefix,
@@ -224,6 +224,19 @@ async fn serve(
     let background = tokio_util::sync::CancellationToken::new();
     let poller = directory.spawn_poller(background.clone());
     limiter.counters.spawn_probe(background.clone());
+    let cache = match cfg.cache.clone() {
+        None => None,
+        Some(c) => {
+            let shared = cfg.redis_url.as_deref().map(|u| (u, &limiter.counters));
+            let cache = gateway::cache::ResponseCache::new(c, shared, &prefix, &background)?;
+            tracing::info!(
+                store = cache.kind(),
+                ttl_secs = cache.config().ttl.as_secs_f64(),
+                "response cache on"
+            );
+            Some(Arc::new(cache))
+        }
+    };
     let (log_sink, log_writer) = logs::LogWriter::start(store.clone(), directory.clone());
     if env.get("TOLLGATE_SALT_KEY").is_none() && env.get("LITELLM_SALT_KEY").is_none() {
         tracing::info!("no TOLLGATE_SALT_KEY: provider keys of models added through the API are sealed with the master key, and cannot be read if it changes");
@@ -244,6 +257,7 @@ async fn serve(
         directory,
         management: cfg.management.clone(),
         limiter,
+        cache,
         started_at: providers::now_secs(),
     });
 

@@ -23,6 +23,8 @@ pub struct AppState {
     pub management: ManagementConfig,
     /// Rate limits, counted in Redis when configured.
     pub limiter: crate::gateway::limits::Limiter,
+    /// Answers to repeated requests (`litellm_settings.cache`), if on.
+    pub cache: Option<Arc<crate::gateway::cache::ResponseCache>>,
     /// Unix seconds when this process started (the `created` of listed models).
     pub started_at: i64,
 }

@@ -218,6 +218,33 @@ pub struct RawLitellmSettings {
     pub internal_user_budget_duration: Option<String>,
     pub default_key_generate_params: Option<serde_json::Map<String, serde_json::Value>>,
     pub upperbound_key_generate_params: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The response cache: on with `cache: true`, set up by `cache_params`.
+    pub cache: Option<bool>,
+    pub cache_params: Option<RawCacheParams>,
+}
+
+/// `litellm_settings.cache_params`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCacheParams {
+    /// `local` (in this process) or `redis`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub host: Option<ScalarString>,
+    pub port: Option<ScalarString>,
+    pub password: Option<ScalarString>,
+    pub url: Option<String>,
+    pub namespace: Option<String>,
+    /// Seconds an answer is kept, unless the request says otherwise.
+    pub ttl: Option<f64>,
+    pub default_in_memory_ttl: Option<f64>,
+    pub default_in_redis_ttl: Option<f64>,
+    pub supported_call_types: Option<Vec<String>>,
+    /// `default_on`, or `default_off` (only requests with `cache: {use-cache: true}`).
+    pub mode: Option<String>,
+    /// KB: larger answers are not cached.
+    pub max_size_per_item: Option<u64>,
+    /// MB: the bound on the local cache's memory (Tollgate's own setting).
+    pub max_size_in_memory_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

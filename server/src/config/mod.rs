@@ -41,9 +41,29 @@ pub struct Config {
     /// `REDIS_URL`, else `router_settings.redis_*` (or `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`).
     pub redis_url: Option<String>,
     pub global_max_parallel_requests: Option<u64>,
+    /// The response cache (`litellm_settings.cache`), if on.
+    pub cache: Option<CacheConfig>,
     pub management: ManagementConfig,
     /// Keys read but not acted on yet, and deployments that could not be used, each with its path.
     pub warnings: Vec<String>,
+}
+
+/// The response cache: `litellm_settings.cache: true` with `cache_params`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    /// Where answers are kept: Redis at this URL, else this process's memory.
+    pub redis: Option<String>,
+    pub ttl: Duration,
+    pub namespace: Option<String>,
+    /// Which calls are cached (`supported_call_types`).
+    pub chat: bool,
+    pub embeddings: bool,
+    /// `mode: default_off`: only requests that ask (`cache: {use-cache: true}`).
+    pub default_on: bool,
+    /// Answers larger than this are not kept.
+    pub max_item_bytes: usize,
+    /// The local cache's memory bound.
+    pub max_memory_bytes: u64,
 }
 
 /// Budgets and key defaults for the management API (`litellm_settings`).
@@ -352,6 +372,9 @@ pub fn load_str_with_secrets(
         Err((p, r)) => return Err(err(p, r)),
     };
     let ls = raw.litellm_settings.unwrap_or_default();
+    let cache =
+        cache_config(&ls, &env, redis_url.as_deref(), &mut warnings).map_err(|(p, r)| err(p, r))?;
+    let cache_params_set = ls.cache_params.is_some();
     let secs = |v: Option<f64>, path: &str| -> Result<Option<Duration>, ConfigError> {
         match v {
             None => Ok(None),
@@ -526,7 +549,14 @@ pub fn load_str_with_secrets(
             .unwrap_or_default(),
     };
 
+    if cache.is_none() && cache_params_set {
+        warnings.push(
+            "litellm_settings.cache_params: set, but litellm_settings.cache is not true; answers are not cached"
+                .into(),
+        );
+    }
     Ok(Config {
+        cache,
         redis_url,
         global_max_parallel_requests: gs.global_max_parallel_requests.filter(|n| *n > 0),
         management,
@@ -619,6 +649,165 @@ fn redis_url(rs: &RawRouterSettings, env: &Env) -> Result<Option<String>, FieldE
         })
         .unwrap_or_default();
     Ok(Some(format!("redis://{auth}{host}:{port}")))
+}
+
+/// The response cache's settings, when `cache: true`.
+fn cache_config(
+    ls: &litellm::RawLitellmSettings,
+    env: &Env,
+    shared_redis: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<CacheConfig>, FieldError> {
+    if ls.cache != Some(true) {
+        return Ok(None);
+    }
+    let default = litellm::RawCacheParams::default();
+    let p = ls.cache_params.as_ref().unwrap_or(&default);
+    let path = |f: &str| format!("litellm_settings.cache_params.{f}");
+    let secs = |v: Option<f64>, f: &str| -> Result<Option<Duration>, FieldError> {
+        match v {
+            None => Ok(None),
+            Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+            Some(s) => Err((
+                path(f),
+                format!("must be a positive number of seconds, got {s}"),
+            )),
+        }
+    };
+    let resolve = |v: Option<&str>, f: &str| -> Result<Option<String>, FieldError> {
+        match v.map(|v| env.resolve(v)) {
+            None => Ok(None),
+            Some(Resolved::Value(v)) => Ok(Some(v).filter(|v| !v.is_empty())),
+            Some(Resolved::MissingVar(n) | Resolved::MissingSecret(n)) => {
+                Err((path(f), format!("names {n}, which is not set")))
+            }
+        }
+    };
+    let kind = p.kind.as_deref().unwrap_or("local");
+    let redis = match kind {
+        "local" => None,
+        "redis" => {
+            let own = || -> Result<Option<String>, FieldError> {
+                Ok(match resolve(p.url.as_deref(), "url")? {
+                    Some(u) => Some(u),
+                    None => match resolve(p.host.as_ref().map(|s| s.0.as_str()), "host")? {
+                        None => None,
+                        Some(host) => {
+                            let port = resolve(p.port.as_ref().map(|s| s.0.as_str()), "port")?
+                                .unwrap_or_else(|| "6379".into());
+                            if port.parse::<u16>().is_err() {
+                                return Err((
+                                    path("port"),
+                                    format!("{port:?} is not a port number"),
+                                ));
+                            }
+                            let auth =
+                                resolve(p.password.as_ref().map(|s| s.0.as_str()), "password")?
+                                    .map(|pw| {
+                                        format!(
+                                            ":{}@",
+                                            percent_encoding::utf8_percent_encode(
+                                                &pw,
+                                                percent_encoding::NON_ALPHANUMERIC
+                                            )
+                                        )
+                                    })
+                                    .unwrap_or_default();
+                            Some(format!("redis://{auth}{host}:{port}"))
+                        }
+                    },
+                })
+            };
+            // A reference to an unset variable (the GenAI Gateway's default
+            // config names REDIS_HOST) means the shared Redis if there is one,
+            // else this process's memory, said at start.
+            let mut unset = false;
+            let own = match own() {
+                Ok(u) => u,
+                Err((field, reason)) if reason.ends_with("which is not set") => {
+                    unset = true;
+                    warnings.push(format!(
+                        "{field}: {reason}; answers are cached {}",
+                        if shared_redis.is_some() {
+                            "in the Redis the limits use"
+                        } else {
+                            "in this process's memory only"
+                        }
+                    ));
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            match own.or_else(|| shared_redis.map(str::to_string)) {
+                Some(url) => {
+                    if !(url.starts_with("redis://")
+                        || url.starts_with("rediss://")
+                        || url.starts_with("unix://"))
+                    {
+                        return Err((path("url"), "must start with redis://, rediss:// or unix://".into()));
+                    }
+                    Some(url)
+                }
+                None if unset => None,
+                None => return Err((
+                    path("type"),
+                    "is redis, but no Redis is configured: set cache_params.host (or url), REDIS_URL, or router_settings.redis_host".to_string(),
+                )),
+            }
+        }
+        other => {
+            return Err((
+                path("type"),
+                format!("{other:?} is not supported by Tollgate: use local or redis"),
+            ))
+        }
+    };
+    let own_ttl = if redis.is_some() {
+        secs(p.default_in_redis_ttl, "default_in_redis_ttl")?
+    } else {
+        secs(p.default_in_memory_ttl, "default_in_memory_ttl")?
+    };
+    let ttl = secs(p.ttl, "ttl")?
+        .or(own_ttl)
+        .unwrap_or(Duration::from_secs(600));
+    let (mut chat, mut embeddings) = (true, true);
+    if let Some(types) = &p.supported_call_types {
+        (chat, embeddings) = (false, false);
+        for t in types {
+            match t.as_str() {
+                "completion" | "acompletion" | "text_completion" | "atext_completion" => chat = true,
+                "embedding" | "aembedding" => embeddings = true,
+                "transcription" | "atranscription" | "rerank" | "arerank" | "speech" | "aspeech" => {}
+                other => {
+                    return Err((
+                        path("supported_call_types"),
+                        format!("unknown call type {other:?}: use completion, acompletion, embedding or aembedding"),
+                    ))
+                }
+            }
+        }
+    }
+    let default_on = match p.mode.as_deref() {
+        None | Some("default_on") => true,
+        Some("default_off") => false,
+        Some(m) => {
+            return Err((
+                path("mode"),
+                format!("{m:?} is not a mode: use default_on or default_off"),
+            ))
+        }
+    };
+    let namespace = p.namespace.clone().filter(|n| !n.is_empty());
+    Ok(Some(CacheConfig {
+        redis,
+        ttl,
+        namespace,
+        chat,
+        embeddings,
+        default_on,
+        max_item_bytes: p.max_size_per_item.unwrap_or(1024).saturating_mul(1024) as usize,
+        max_memory_bytes: p.max_size_in_memory_mb.unwrap_or(64).max(1) * 1024 * 1024,
+    }))
 }
 
 /// The model group of a named server: `server:{name}`.

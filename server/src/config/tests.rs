@@ -48,7 +48,7 @@ fn genai_gateway_default_config_loads_unchanged() {
     assert!(cfg.drop_params);
     let w = cfg.warnings.join("\n");
     for expected in [
-        "litellm_settings.cache:",
+        "litellm_settings.cache_params.host: names REDIS_HOST, which is not set; answers are cached in this process's memory only",
         "litellm_settings.success_callback:",
         "router_settings.enable_pre_call_check:",
         "router_settings.redis_host: names REDIS_HOST, which is not set",
@@ -205,4 +205,54 @@ fn openai_compatible_prefixes_get_their_default_endpoints() {
         cfg.deployments[0].api_base.as_deref(),
         Some("http://10.0.0.1:8000/v1")
     );
+}
+
+#[test]
+fn the_response_cache_is_read_from_litellm_settings() {
+    let base = "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n";
+    let cfg = load(&format!("{base}litellm_settings:\n  cache: true\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = cfg.cache.unwrap_or_else(|| panic!("no cache"));
+    assert_eq!(c.redis, None);
+    assert_eq!(c.ttl, Duration::from_secs(600));
+    assert!(c.chat && c.embeddings && c.default_on);
+    let cfg = load(&format!(
+        "{base}litellm_settings:\n  cache: true\n  cache_params:\n    type: redis\n    host: cache.internal\n    port: 6380\n    password: p@ss\n    ttl: 30\n    namespace: ns\n    mode: default_off\n    supported_call_types: [acompletion]\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = cfg.cache.unwrap_or_else(|| panic!("no cache"));
+    assert_eq!(
+        c.redis.as_deref(),
+        Some("redis://:p%40ss@cache.internal:6380")
+    );
+    assert_eq!(c.ttl, Duration::from_secs(30));
+    assert_eq!(c.namespace.as_deref(), Some("ns"));
+    assert!(c.chat && !c.embeddings && !c.default_on);
+    // Off unless `cache: true`, said at start when cache_params are set.
+    let cfg = load(&format!(
+        "{base}litellm_settings:\n  cache_params: {{type: local}}\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.cache.is_none());
+    assert!(cfg
+        .warnings
+        .join("\n")
+        .contains("litellm_settings.cache_params: set, but"));
+    for (bad, path) in [
+        ("cache_params: {type: s3}", "cache_params.type"),
+        ("cache_params: {type: redis}", "cache_params.type"),
+        ("cache_params: {ttl: -1}", "cache_params.ttl"),
+        ("cache_params: {mode: sometimes}", "cache_params.mode"),
+        (
+            "cache_params: {supported_call_types: [chat]}",
+            "cache_params.supported_call_types",
+        ),
+    ] {
+        let e = load(&format!(
+            "{base}litellm_settings:\n  cache: true\n  {bad}\n"
+        ))
+        .err()
+        .unwrap_or_else(|| panic!("{bad} loaded"));
+        assert!(e.to_string().contains(path), "{bad}: {e}");
+    }
 }

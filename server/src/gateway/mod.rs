@@ -1,5 +1,6 @@
 //! The provider-neutral core a request passes through.
 
+pub mod cache;
 pub mod history;
 pub mod limits;
 pub mod pipeline;

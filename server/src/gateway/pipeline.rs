@@ -2,6 +2,7 @@
 //! route (retries, fallbacks) → provider call → usage and cost → request log.
 //! Surfaces parse into the neutral request before, and render the result after.
 
+use super::cache::{self, CallKind, Directives, Plan, ResponseCache};
 use super::history;
 use super::limits::{Permit, RateHeaders, RateLimited};
 use super::prompts;
@@ -51,6 +52,14 @@ pub struct RouteInfo {
     pub session: Option<(String, usize)>,
     /// The call's tightest rate limits, for `x-ratelimit-*`.
     pub rate: RateHeaders,
+    /// Whether the answer came from the response cache, and under which key.
+    pub cache: Option<CacheInfo>,
+}
+
+/// The response cache's part in a call.
+pub struct CacheInfo {
+    pub hit: bool,
+    pub key: String,
 }
 
 /// Who called and how, for the log.
@@ -58,6 +67,8 @@ pub struct CallMeta<'a> {
     pub auth: &'a AuthContext,
     pub request_id: String,
     pub surface: &'static str,
+    /// The `Cache-Control` header's directives for the response cache.
+    pub cache: Directives,
 }
 
 /// Gateway-level fields a caller may put in the body (LiteLLM's names); they are never sent upstream.
@@ -69,11 +80,14 @@ struct GatewayParams {
     server_model: Option<String>,
     /// Lower is served first when calls wait for a slot (`priority`).
     priority: Option<i64>,
+    /// The response cache's directives: the header's, then the body's `cache`.
+    cache: Directives,
 }
 
 fn take_gateway_params(
     extra: &mut Map<String, Value>,
     stream: bool,
+    mut cache: Directives,
 ) -> Result<GatewayParams, GatewayError> {
     let invalid = |param: &str, what: &str| GatewayError::Invalid {
         message: format!("Invalid value for '{param}': expected {what}"),
@@ -130,6 +144,12 @@ fn take_gateway_params(
                 invalid("priority", "a non-negative integer (0 is served first)")
             })?),
         };
+    if let Some(v) = extra.remove("cache").filter(|v| !v.is_null()) {
+        cache.merge_body(v).map_err(|e| GatewayError::Invalid {
+            message: format!("Invalid value for 'cache': {e}"),
+            param: Some("cache".into()),
+        })?;
+    }
     let server_model = match extra.remove(SERVER_MODEL) {
         Some(Value::String(s)) if !s.is_empty() => Some(s),
         _ => None,
@@ -147,6 +167,7 @@ fn take_gateway_params(
         metadata,
         server_model,
         priority,
+        cache,
     })
 }
 
@@ -248,13 +269,35 @@ impl<'s> Call<'s> {
         if let Err(e) = call.admit(model) {
             return Err(call.fail(e));
         }
-        match take_gateway_params(extra, stream) {
+        match take_gateway_params(extra, stream, meta.cache.clone()) {
+            Ok(gp) if call.cache_control_refused(&gp.cache).is_some() => {
+                let e = call.cache_control_refused(&gp.cache).unwrap_or_default();
+                Err(call.fail(GatewayError::Forbidden(e)))
+            }
             Ok(gp) => {
                 call.log.metadata = gp.metadata.clone();
                 Ok((call, gp))
             }
             Err(e) => Err(call.fail(e)),
         }
+    }
+
+    /// A cache control the key may not set (its `allowed_cache_controls`, when not empty).
+    fn cache_control_refused(&self, d: &Directives) -> Option<String> {
+        let key = self.key.as_deref()?;
+        let allowed = key
+            .record
+            .settings
+            .other
+            .get("allowed_cache_controls")?
+            .as_array()
+            .filter(|a| !a.is_empty())?;
+        d.body_fields
+            .iter()
+            .find(|f| !allowed.iter().any(|a| a.as_str() == Some(f.as_str())))
+            .map(|f| {
+                format!("Not allowed to set {f} as a cache control. Contact admin to change permissions.")
+            })
     }
 
     /// Key type, model access (after the key's aliases) and budgets. No I/O.
@@ -344,16 +387,43 @@ impl<'s> Call<'s> {
             fallbacks_used: r.fallbacks_used,
             session: None,
             rate: self.permit.headers.merge(r.slot.headers),
+            cache: None,
         }
     }
 
-    /// Logs a completed call with its usage and cost.
+    /// Records that the cache answered, as `d` once did.
+    fn served_from_cache(&mut self, d: &Arc<Deployment>, key: &str) -> RouteInfo {
+        self.log.model_group = Some(d.config.model_name.clone());
+        self.log.deployment_id = Some(d.config.id.clone());
+        self.log.provider = Some(d.config.provider.to_string());
+        self.log.upstream_model = Some(d.config.upstream_model.clone());
+        self.log.attempts = 0;
+        self.log.cache_hit = true;
+        RouteInfo {
+            deployment: Arc::clone(d),
+            retries: 0,
+            fallbacks_used: 0,
+            session: None,
+            rate: self.permit.headers,
+            cache: Some(CacheInfo {
+                hit: true,
+                key: key.to_string(),
+            }),
+        }
+    }
+
+    /// Logs a completed call with its usage and cost (none for a cache hit,
+    /// which used no upstream tokens either).
     fn succeed(mut self, deployment: &Deployment, usage: &Usage) {
-        self.permit
-            .settle(usage.prompt_tokens + usage.completion_tokens);
+        let hit = self.log.cache_hit;
+        self.permit.settle(if hit {
+            0
+        } else {
+            usage.prompt_tokens + usage.completion_tokens
+        });
         self.log.prompt_tokens = usage.prompt_tokens;
         self.log.completion_tokens = usage.completion_tokens;
-        self.log.spend = cost(deployment, usage);
+        self.log.spend = if hit { 0.0 } else { cost(deployment, usage) };
         self.log.status_code = 200;
         self.log.outcome = "success";
         self.log.ended_at_ms = now_ms();
@@ -434,6 +504,24 @@ pub async fn chat(
     if let Err(e) = call.limit(&model, &mut gp, || tokens::prompt(&req)).await {
         return Err(call.fail(e));
     }
+    let cached = cache_plan(state, CallKind::Chat, &model, &gp, || {
+        cache::chat_material(&req, gp.server_model.as_deref())
+    });
+    if let Some((c, plan)) = &cached {
+        if let Some((answer, dep)) = lookup::<ChatResponse>(state, c, plan, &model).await {
+            let mut info = call.served_from_cache(&dep, &plan.key);
+            let usage = answer
+                .usage
+                .clone()
+                .unwrap_or_else(|| tokens::estimate(&req, tokens::completion(&answer)));
+            call.succeed(&dep, &usage);
+            if let Some(h) = history {
+                info.session = Some((h.session.session_id.clone(), h.turns_sent));
+                history::record(state.store.clone(), h, history::answer_message(&answer)).await;
+            }
+            return Ok((answer, info));
+        }
+    }
     let router = state.router.load_full();
     let drop_default = router.drop_params;
     let req = Arc::new(req);
@@ -472,6 +560,13 @@ pub async fn chat(
                 .settle(usage.prompt_tokens + usage.completion_tokens);
             call.succeed(&routed.deployment, &usage);
             let mut info = info;
+            if let Some((c, plan)) = &cached {
+                c.put(plan, &routed.deployment.config.id, &routed.value);
+                info.cache = Some(CacheInfo {
+                    hit: false,
+                    key: plan.key.clone(),
+                });
+            }
             if let Some(h) = history {
                 info.session = Some((h.session.session_id.clone(), h.turns_sent));
                 history::record(
@@ -504,6 +599,35 @@ pub async fn chat_stream(
     };
     if let Err(e) = call.limit(&model, &mut gp, || tokens::prompt(&req)).await {
         return Err(call.fail(e));
+    }
+    let cached = cache_plan(state, CallKind::Chat, &model, &gp, || {
+        cache::chat_material(&req, gp.server_model.as_deref())
+    });
+    if let Some((c, plan)) = &cached {
+        if let Some((answer, dep)) = lookup::<ChatResponse>(state, c, plan, &model).await {
+            let mut chunks = cache::to_chunks(&answer).into_iter();
+            if let Some(first) = chunks.next() {
+                let mut info = call.served_from_cache(&dep, &plan.key);
+                info.session = history
+                    .as_ref()
+                    .map(|h| (h.session.session_id.clone(), h.turns_sent));
+                call.log.ttft_ms = Some(call.started.elapsed().as_millis() as u64);
+                let rest: ChunkStream = futures::stream::iter(chunks.map(Ok)).boxed();
+                let stream = LoggedStream::new(
+                    state,
+                    call,
+                    first,
+                    rest,
+                    include_usage,
+                    Arc::new(req),
+                    history,
+                    dep,
+                    Permit::none(),
+                    None,
+                );
+                return Ok((stream, info));
+            }
+        }
     }
     let router = state.router.load_full();
     let drop_default = router.drop_params;
@@ -548,32 +672,55 @@ pub async fn chat_stream(
                 slot,
                 ..
             } = routed;
-            let stream = LoggedStream {
-                pending_first: Some(first),
-                inner: rest,
+            if let Some((_, plan)) = &cached {
+                info.cache = Some(CacheInfo {
+                    hit: false,
+                    key: plan.key.clone(),
+                });
+            }
+            let keep = cached.map(|(c, plan)| (c, plan, cache::Assembler::default()));
+            let stream = LoggedStream::new(
+                state,
+                call,
+                first,
+                rest,
                 include_usage,
-                usage: None,
                 req,
-                streamed: String::new(),
-                last: None,
-                ended: false,
-                announce: history.as_ref().map(|h| h.session.session_id.clone()),
-                history: history
-                    .map(|h| (h, history::StreamedAnswer::default(), state.store.clone())),
-                pending_write: None,
+                history,
                 deployment,
-                log: Some(call.log),
-                started: call.started,
-                sink: state.logs.clone(),
-                spend_to: (Arc::clone(&state.directory), call.key.take()),
-                failed: None,
-                permit: std::mem::replace(&mut call.permit, Permit::none()),
                 slot,
-            };
+                keep,
+            );
             Ok((stream, info))
         }
         Err(e) => Err(call.fail(GatewayError::Route(e))),
     }
+}
+
+/// The response cache's plan for a call, when the cache is on and applies.
+fn cache_plan(
+    state: &AppState,
+    kind: CallKind,
+    model: &str,
+    gp: &GatewayParams,
+    material: impl FnOnce() -> Vec<u8>,
+) -> Option<(Arc<ResponseCache>, Plan)> {
+    let c = state.cache.as_ref()?;
+    let plan = c.plan(kind, model, &gp.cache, material)?;
+    Some((Arc::clone(c), plan))
+}
+
+/// A kept answer for `plan`, with the deployment of `group` that gave it
+/// (or, if that one is gone, the group's first).
+async fn lookup<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    c: &ResponseCache,
+    plan: &Plan,
+    group: &str,
+) -> Option<(T, Arc<Deployment>)> {
+    let hit = c.get::<T>(plan).await?;
+    let dep = state.router.load().deployment(group, &hit.deployment)?;
+    Some((hit.body, dep))
 }
 
 /// A key's default priority: its `metadata.priority`, else its team's.
@@ -621,9 +768,49 @@ pub struct LoggedStream {
     permit: Permit,
     /// The capacity reserved on the deployment, released when the stream ends.
     slot: Permit,
+    /// Where a completed answer is kept (the response cache), and the answer so far.
+    keep: Option<(Arc<ResponseCache>, Plan, cache::Assembler)>,
 }
 
 impl LoggedStream {
+    /// The stream of a call whose first chunk has arrived (or was read from the cache).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        state: &AppState,
+        mut call: Call<'_>,
+        first: ChatChunk,
+        rest: ChunkStream,
+        include_usage: bool,
+        req: Arc<ChatRequest>,
+        history: Option<history::HistoryCall>,
+        deployment: Arc<Deployment>,
+        slot: Permit,
+        keep: Option<(Arc<ResponseCache>, Plan, cache::Assembler)>,
+    ) -> Self {
+        LoggedStream {
+            pending_first: Some(first),
+            inner: rest,
+            include_usage,
+            usage: None,
+            req,
+            streamed: String::new(),
+            last: None,
+            ended: false,
+            announce: history.as_ref().map(|h| h.session.session_id.clone()),
+            history: history.map(|h| (h, history::StreamedAnswer::default(), state.store.clone())),
+            pending_write: None,
+            deployment,
+            spend_to: (Arc::clone(&state.directory), call.key.take()),
+            permit: std::mem::replace(&mut call.permit, Permit::none()),
+            log: Some(call.log),
+            started: call.started,
+            sink: state.logs.clone(),
+            failed: None,
+            slot,
+            keep,
+        }
+    }
+
     fn finish(&mut self, outcome: &'static str) {
         let Some(mut log) = self.log.take() else {
             return;
@@ -634,12 +821,28 @@ impl LoggedStream {
             .unwrap_or_else(|| tokens::estimate(&self.req, tokens::count(&self.streamed)));
         log.prompt_tokens = usage.prompt_tokens;
         log.completion_tokens = usage.completion_tokens;
-        let used = usage.prompt_tokens + usage.completion_tokens;
+        // A cache hit used no upstream tokens and costs nothing.
+        let used = if log.cache_hit {
+            0
+        } else {
+            usage.prompt_tokens + usage.completion_tokens
+        };
         self.permit.settle(used);
         self.slot.settle(used);
         self.permit = Permit::none();
         self.slot = Permit::none();
-        log.spend = cost(&self.deployment, &usage);
+        if let Some((c, plan, answer)) = self.keep.take() {
+            if outcome == "success" {
+                if let Some(whole) = answer.finish(Some(&usage)) {
+                    c.put(&plan, &self.deployment.config.id, &whole);
+                }
+            }
+        }
+        log.spend = if log.cache_hit {
+            0.0
+        } else {
+            cost(&self.deployment, &usage)
+        };
         log.outcome = outcome;
         log.status_code = 200;
         log.error = self.failed.take();
@@ -704,6 +907,9 @@ impl Stream for LoggedStream {
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(Some(Ok(chunk))) => {
+                    if let Some((_, _, answer)) = this.keep.as_mut() {
+                        answer.push(&chunk);
+                    }
                     if let Some(u) = &chunk.usage {
                         this.usage = Some(u.clone());
                     } else if this.usage.is_none() {
@@ -776,6 +982,16 @@ pub async fn embeddings(
     {
         return Err(call.fail(e));
     }
+    let cached = cache_plan(state, CallKind::Embeddings, &model, &gp, || {
+        cache::embeddings_material(&req, gp.server_model.as_deref())
+    });
+    if let Some((c, plan)) = &cached {
+        if let Some((answer, dep)) = lookup::<EmbeddingResponse>(state, c, plan, &model).await {
+            let info = call.served_from_cache(&dep, &plan.key);
+            call.succeed(&dep, &Usage::new(answer.usage.prompt_tokens, 0));
+            return Ok((answer, info));
+        }
+    }
     let req = Arc::new(req);
     let router = state.router.load_full();
     let result = router
@@ -790,8 +1006,15 @@ pub async fn embeddings(
         .await;
     match result {
         Ok(mut routed) => {
-            let info = call.routed(&routed);
+            let mut info = call.routed(&routed);
             routed.slot.settle(routed.value.usage.prompt_tokens);
+            if let Some((c, plan)) = &cached {
+                c.put(plan, &routed.deployment.config.id, &routed.value);
+                info.cache = Some(CacheInfo {
+                    hit: false,
+                    key: plan.key.clone(),
+                });
+            }
             call.succeed(
                 &routed.deployment,
                 &Usage::new(routed.value.usage.prompt_tokens, 0),

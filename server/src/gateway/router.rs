@@ -212,6 +212,15 @@ impl Router {
             .filter_map(|n| self.groups.get(n).map(|d| (n.as_str(), d.as_slice())))
     }
 
+    /// The deployment `id` of `group`, or (if it is gone) the group's first.
+    pub fn deployment(&self, group: &str, id: &str) -> Option<Arc<Deployment>> {
+        let ds = self.groups.get(group)?;
+        ds.iter()
+            .find(|d| d.config.id == id)
+            .or_else(|| ds.first())
+            .cloned()
+    }
+
     pub fn has_model(&self, name: &str) -> bool {
         self.groups.contains_key(name)
     }

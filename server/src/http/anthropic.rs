@@ -522,6 +522,7 @@ async fn messages(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
     rid: Option<Extension<RequestId>>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, AnthropicError> {
     let (req, model) = request(&body)?;
@@ -529,6 +530,7 @@ async fn messages(
         auth: &auth,
         request_id: super::openai::request_id(rid.as_deref()),
         surface: "anthropic",
+        cache: crate::gateway::cache::Directives::from_headers(&headers),
     };
     if req.is_stream() {
         let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;

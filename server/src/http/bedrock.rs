@@ -208,11 +208,16 @@ fn request(
     Ok(req)
 }
 
-fn call_meta<'a>(auth: &'a AuthContext, request_id: &str) -> CallMeta<'a> {
+fn call_meta<'a>(
+    auth: &'a AuthContext,
+    request_id: &str,
+    headers: &axum::http::HeaderMap,
+) -> CallMeta<'a> {
     CallMeta {
         auth,
         request_id: request_id.to_string(),
         surface: "bedrock",
+        cache: crate::gateway::cache::Directives::from_headers(headers),
     }
 }
 
@@ -229,12 +234,13 @@ async fn converse(
     Extension(auth): Extension<AuthContext>,
     rid: Option<Extension<RequestId>>,
     Path(model_id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let started = Instant::now();
     let req = request(&state, &model_id, &body, false)?;
     let request_id = super::openai::request_id(rid.as_deref());
-    let meta = call_meta(&auth, &request_id);
+    let meta = call_meta(&auth, &request_id, &headers);
     let (answer, info) = pipeline::chat(&state, meta, req).await?;
     let out = converse::from_response(&answer, started.elapsed().as_millis() as u64);
     let mut resp = (
@@ -285,12 +291,13 @@ async fn converse_stream(
     Extension(auth): Extension<AuthContext>,
     rid: Option<Extension<RequestId>>,
     Path(model_id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let started = Instant::now();
     let req = request(&state, &model_id, &body, true)?;
     let request_id = super::openai::request_id(rid.as_deref());
-    let meta = call_meta(&auth, &request_id);
+    let meta = call_meta(&auth, &request_id, &headers);
     let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
     let mut events = converse::StreamEvents::default();
     let body = stream.map(move |item| {
@@ -368,11 +375,12 @@ async fn invoke(
     Extension(auth): Extension<AuthContext>,
     rid: Option<Extension<RequestId>>,
     Path(model_id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let (req, format) = invoke_request(&state, &model_id, &body, false)?;
     let request_id = super::openai::request_id(rid.as_deref());
-    let meta = call_meta(&auth, &request_id);
+    let meta = call_meta(&auth, &request_id, &headers);
     let (answer, info) = pipeline::chat(&state, meta, req).await?;
     let out = match format {
         Format::BedrockTitan => super::formats::titan_response(&answer),
@@ -400,11 +408,12 @@ async fn invoke_stream(
     Extension(auth): Extension<AuthContext>,
     rid: Option<Extension<RequestId>>,
     Path(model_id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let (req, format) = invoke_request(&state, &model_id, &body, true)?;
     let request_id = super::openai::request_id(rid.as_deref());
-    let meta = call_meta(&auth, &request_id);
+    let meta = call_meta(&auth, &request_id, &headers);
     let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
     let mut claude = super::anthropic::StreamEvents::new(&model_id);
     let mut titan = super::formats::TitanStream::default();

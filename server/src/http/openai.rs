@@ -51,6 +51,7 @@ async fn server_chat(
     Extension(auth): Extension<AuthContext>,
     rid: Option<Extension<RequestId>>,
     Path(server): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let group = server_group(&state, &server)?;
@@ -69,6 +70,7 @@ async fn server_chat(
         auth: &auth,
         request_id: request_id(rid.as_deref()),
         surface: "server",
+        cache: crate::gateway::cache::Directives::from_headers(&headers),
     };
     answer(&state, meta, req, Format::OpenAi).await
 }
@@ -78,6 +80,7 @@ async fn server_embeddings(
     Extension(auth): Extension<AuthContext>,
     rid: Option<Extension<RequestId>>,
     Path(server): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let group = server_group(&state, &server)?;
@@ -91,6 +94,7 @@ async fn server_embeddings(
         auth: &auth,
         request_id: request_id(rid.as_deref()),
         surface: "server",
+        cache: crate::gateway::cache::Directives::from_headers(&headers),
     };
     let (answer, info) = pipeline::embeddings(&state, meta, req).await?;
     routed_json(&answer, &info)
@@ -164,6 +168,16 @@ pub fn route_headers(resp: &mut Response, info: &RouteInfo) {
         );
     }
     info.rate.write(h);
+    if let Some(c) = &info.cache {
+        h.insert(
+            HeaderName::from_static("x-tollgate-cache-hit"),
+            HeaderValue::from_static(if c.hit { "true" } else { "false" }),
+        );
+        if let Ok(v) = HeaderValue::from_str(&c.key) {
+            h.insert(HeaderName::from_static("x-tollgate-cache-key"), v.clone());
+            h.insert(HeaderName::from_static("x-litellm-cache-key"), v);
+        }
+    }
     if let Some((id, turns)) = &info.session {
         if let Ok(v) = HeaderValue::from_str(id) {
             h.insert(HeaderName::from_static("x-session-id"), v);
@@ -284,6 +298,7 @@ async fn chat_completions(
     Extension(auth): Extension<AuthContext>,
     rid: Option<Extension<RequestId>>,
     Query(q): Query<ChatQuery>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (req, input) = chat_request(&body, q.model.as_deref())?;
@@ -304,6 +319,7 @@ async fn chat_completions(
         auth: &auth,
         request_id: request_id(rid.as_deref()),
         surface: "openai",
+        cache: crate::gateway::cache::Directives::from_headers(&headers),
     };
     answer(&state, meta, req, target).await
 }
@@ -409,6 +425,7 @@ async fn embeddings(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
     rid: Option<Extension<RequestId>>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: EmbeddingRequest = parse_json(&body)?;
@@ -428,6 +445,7 @@ async fn embeddings(
         auth: &auth,
         request_id: request_id(rid.as_deref()),
         surface: "openai",
+        cache: crate::gateway::cache::Directives::from_headers(&headers),
     };
     let (answer, info) = pipeline::embeddings(&state, meta, req).await?;
     routed_json(&answer, &info)

@@ -48,6 +48,8 @@ pub struct RequestLog {
     pub metadata: Option<serde_json::Value>,
     /// Whether `api_key_hash` is a virtual key (whose counters this log adds to).
     pub virtual_key: bool,
+    /// The answer came from the response cache.
+    pub cache_hit: bool,
 }
 
 /// Milliseconds since the Unix epoch.

@@ -654,24 +654,26 @@ pub struct SpendGroup {
     pub requests: i64,
 }
 
-type LogRow = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i32,
-    String,
-    i64,
-    i64,
-    i64,
-    f64,
-    i64,
-);
+#[derive(sqlx::FromRow)]
+struct LogRow {
+    request_id: String,
+    call_type: String,
+    api_key_hash: Option<String>,
+    user_id: Option<String>,
+    team_id: Option<String>,
+    model_requested: String,
+    model_group: Option<String>,
+    deployment_id: Option<String>,
+    provider: Option<String>,
+    status_code: i32,
+    outcome: String,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    started_at_ms: i64,
+    spend: f64,
+    ended_at_ms: i64,
+    cache_hit: bool,
+}
 
 impl Store {
     /// Request logs matching `f`, newest first, at most `limit`.
@@ -680,7 +682,7 @@ impl Store {
         let sql = format!(
             "SELECT request_id, call_type, api_key_hash, user_id, team_id, model_requested, model_group, \
              deployment_id, provider, status_code, outcome, prompt_tokens, completion_tokens, started_at_ms, \
-             spend, ended_at_ms FROM request_logs{clause} ORDER BY started_at_ms DESC, request_id LIMIT {limit}"
+             spend, ended_at_ms, cache_hit FROM request_logs{clause} ORDER BY started_at_ms DESC, request_id LIMIT {limit}"
         );
         let rows: Vec<LogRow> = both!(self, p => {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
@@ -697,23 +699,25 @@ impl Store {
             .into_iter()
             .map(|r| {
                 serde_json::json!({
-                    "request_id": r.0,
-                    "call_type": r.1,
-                    "api_key": r.2,
-                    "user": r.3,
-                    "team_id": r.4,
-                    "model": r.5,
-                    "model_group": r.6,
-                    "model_id": r.7,
-                    "custom_llm_provider": r.8,
-                    "status_code": r.9,
-                    "status": r.10,
-                    "prompt_tokens": r.11,
-                    "completion_tokens": r.12,
-                    "total_tokens": r.11 + r.12,
-                    "startTime": iso(r.13),
-                    "spend": r.14,
-                    "endTime": iso(r.15),
+                    "request_id": r.request_id,
+                    "call_type": r.call_type,
+                    "api_key": r.api_key_hash,
+                    "user": r.user_id,
+                    "team_id": r.team_id,
+                    "model": r.model_requested,
+                    "model_group": r.model_group,
+                    "model_id": r.deployment_id,
+                    "custom_llm_provider": r.provider,
+                    "status_code": r.status_code,
+                    "status": r.outcome,
+                    "prompt_tokens": r.prompt_tokens,
+                    "completion_tokens": r.completion_tokens,
+                    "total_tokens": r.prompt_tokens + r.completion_tokens,
+                    "startTime": iso(r.started_at_ms),
+                    "spend": r.spend,
+                    "endTime": iso(r.ended_at_ms),
+                    // LiteLLM's spend logs spell this as text.
+                    "cache_hit": if r.cache_hit { "True" } else { "False" },
                 })
             })
             .collect())

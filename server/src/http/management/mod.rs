@@ -1,5 +1,5 @@
 //! LiteLLM's management API: `/key/*`, `/user/*`, `/team/*`, `/spend/*`,
-//! `/global/spend*`. Request and response shapes follow LiteLLM's, so existing
+//! `/global/spend*`, `/cache/*`. Request and response shapes follow LiteLLM's, so existing
 //! scripts keep working. Every route checks the caller's role first:
 //!
 //! | caller | may |
@@ -13,6 +13,7 @@
 //!
 //! `llm_api` keys cannot call these routes; `read_only` keys only read.
 
+mod cache;
 mod keys;
 mod models;
 mod prompts;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<SharedState> {
         .merge(spend::routes())
         .merge(models::routes())
         .merge(prompts::routes())
+        .merge(cache::routes())
 }
 
 /// Whether a route reads or writes.
