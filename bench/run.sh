@@ -22,10 +22,11 @@
 # Prints a markdown report and writes it to bench/results/latest.md.
 #
 # Env knobs: BENCH_DURATION (s per wrk run, default 10), BENCH_CONNS (default 64),
-# BENCH_TTFT_N (default 300), BENCH_SKIP_BUILD=1, BENCH_TIME_LIMIT (s, default 290,
+# BENCH_TTFT_N (default 300), BENCH_SKIP_BUILD=1, BENCH_TIME_LIMIT (s, default 480,
 # the bound on everything after the build), BENCH_QUIET_WAIT (s, default 60: how long
 # to wait for other processes to stop using the CPU before measuring), BENCH_RATE
-# (requests/s of the fixed-rate runs, default 1000).
+# (requests/s of the fixed-rate runs, default 1000), BENCH_RATE_ROUNDS (default 3) and
+# BENCH_RATE_DURATION (s per fixed-rate run, default 5).
 # Needs wrk (apt-get install -y wrk), curl, awk; sqlite3 and redis-server optional
 # (without redis-server the Redis rows are left out).
 set -euo pipefail
@@ -40,6 +41,8 @@ CONNS="${BENCH_CONNS:-64}"
 TTFT_N="${BENCH_TTFT_N:-300}"
 TIME_LIMIT="${BENCH_TIME_LIMIT:-480}"
 RATE="${BENCH_RATE:-1000}"
+RATE_ROUNDS="${BENCH_RATE_ROUNDS:-3}"
+RATE_DUR="${BENCH_RATE_DURATION:-5}"
 QUIET_WAIT="${BENCH_QUIET_WAIT:-60}"
 
 # ---------------------------------------------------------------- phase 1: build
@@ -302,12 +305,16 @@ BODY_CACHED="${BODY%\}}, \"cache\": {\"use-cache\": true}}"
 # Per connection, wait so that RATE_CONNS connections together send about RATE requests/s.
 RATE_CONNS=10
 RATE_DELAY_MS=$(( 1000 * RATE_CONNS / RATE ))
+# The wait is drawn between 0 and twice that, so that the connections do not
+# fall into step and send their requests in bursts.
+RATE_LUA="math.randomseed(os.time())
+delay = function() return math.random(0, $((2 * RATE_DELAY_MS))) end"
 # variant_lua FILE KEY BODY [rate]
 variant_lua() {
     local extra="wrk.headers[\"Authorization\"] = \"Bearer $2\"
 wrk.body = '$3'"
     [[ "${4:-}" == rate ]] && extra+="
-delay = function() return $RATE_DELAY_MS end"
+$RATE_LUA"
     make_lua "$1" "$extra"
 }
 variants() { # variants NAME URL : lua files for plain, limits and cache runs against URL
@@ -343,19 +350,33 @@ while (( $# )); do
     done
     shift 2
 done
-make_lua "$WORK/rate.lua" "delay = function() return $RATE_DELAY_MS end"
-for t in "direct $MOCK_URL" "passthrough $PT_URL"; do
-    set -- $t
-    log "fixed rate (~$RATE/s, ${DUR} s): $1"
-    wrk_run "rate_$1" "$2" 1 "$RATE_CONNS" "$DUR" "$WORK/rate.lua"
-done
-set -- $SETUPS
-while (( $# )); do
-    for v in plain limits cache; do
-        log "fixed rate (~$RATE/s, ${DUR} s): $1 $v"
-        wrk_run "rate_$1_$v" "$2" 1 "$RATE_CONNS" "$DUR" "$WORK/$1_${v}_rate.lua"
+make_lua "$WORK/rate.lua" "$RATE_LUA"
+# Rounds alternate the setups, so that a burst of other work on the machine
+# falls on all of them alike; each figure is the median over the rounds.
+RATE_NAMES="direct passthrough $(set -- $SETUPS; while (( $# )); do echo "$1_plain $1_limits $1_cache"; shift 2; done)"
+for r in $(seq 1 "$RATE_ROUNDS"); do
+    log "fixed rate (~$RATE/s, ${RATE_DUR} s each), round $r of $RATE_ROUNDS"
+    wrk_run "rate_direct_r$r" "$MOCK_URL" 1 "$RATE_CONNS" "$RATE_DUR" "$WORK/rate.lua"
+    wrk_run "rate_passthrough_r$r" "$PT_URL" 1 "$RATE_CONNS" "$RATE_DUR" "$WORK/rate.lua"
+    set -- $SETUPS
+    while (( $# )); do
+        for v in plain limits cache; do
+            wrk_run "rate_$1_${v}_r$r" "$2" 1 "$RATE_CONNS" "$RATE_DUR" "$WORK/$1_${v}_rate.lua"
+        done
+        shift 2
     done
-    shift 2
+done
+# One RESULT line per setup: counts summed, latencies the median of the rounds.
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+for n in $RATE_NAMES; do
+    line="RESULT"
+    for k in requests duration_us bytes non2xx sockerr; do
+        line+=" $k=$(for r in $(seq 1 "$RATE_ROUNDS"); do field "rate_${n}_r$r" "$k"; done | awk '{ s += $1 } END { print s }')"
+    done
+    for k in p50 p90 p99 p999 max; do
+        line+=" $k=$(for r in $(seq 1 "$RATE_ROUNDS"); do field "rate_${n}_r$r" "$k"; done | median)"
+    done
+    echo "$line" >"$WORK/wrk_rate_$n.txt"
 done
 
 SYS1="$(sys_ticks)"; OWN1="$(own_ticks)"
@@ -420,7 +441,7 @@ LIMITS_REPORT="$WORK/limits.md"
 {
 echo "### Limits and the response cache"
 echo
-echo "Saturation: wrk -t2 -c$CONNS -d${DUR}s. Fixed rate: wrk -t1 -c$RATE_CONNS -d${DUR}s, each connection waiting $RATE_DELAY_MS ms between requests (about $RATE requests/s)."
+echo "Saturation: wrk -t2 -c$CONNS -d${DUR}s. Fixed rate: wrk -t1 -c$RATE_CONNS -d${RATE_DUR}s, each connection waiting a random 0–$((2 * RATE_DELAY_MS)) ms (mean $RATE_DELAY_MS ms) between requests (about $RATE requests/s); $RATE_ROUNDS rounds that alternate the setups, each figure the median over the rounds."
 echo "No limits: a virtual key without limits, group \`bench\`. Limits: a key with rpm_limit, tpm_limit and max_parallel_requests (so its prompt is counted) calling \`bench-limited\`, whose deployment has rpm and max_parallel_requests: every request reserves and settles all of them. Cache: \`cache: {use-cache: true}\`, the same request each time, so every request after the first is a hit."
 echo
 echo "| Setup | requests/s at saturation | at fixed rate: requests/s | p50 | p99 | p99 added over no limits | Target | |"
@@ -485,7 +506,7 @@ echo
 echo
 cat "$LIMITS_REPORT"
 echo
-echo "Command: \`bench/run.sh\` (BENCH_DURATION=$DUR BENCH_CONNS=$CONNS BENCH_TTFT_N=$TTFT_N BENCH_RATE=$RATE)."
+echo "Command: \`bench/run.sh\` (BENCH_DURATION=$DUR BENCH_CONNS=$CONNS BENCH_TTFT_N=$TTFT_N BENCH_RATE=$RATE BENCH_RATE_ROUNDS=$RATE_ROUNDS BENCH_RATE_DURATION=$RATE_DUR)."
 } >"$REPORT"
 
 mkdir -p "$BENCH_DIR/results"

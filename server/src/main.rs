@@ -237,6 +237,13 @@ async fn serve(
             Some(Arc::new(cache))
         }
     };
+    let mut guard_warnings = Vec::new();
+    let guardrails =
+        gateway::guardrails::Guardrails::build(&cfg.guardrails, &mut guard_warnings)
+            .map_err(|(path, reason)| format!("config {}: {path}: {reason}", cfg.source))?;
+    for w in &guard_warnings {
+        tracing::warn!("config {}: {w}", cfg.source);
+    }
     let (log_sink, log_writer) = logs::LogWriter::start(store.clone(), directory.clone());
     if env.get("TOLLGATE_SALT_KEY").is_none() && env.get("LITELLM_SALT_KEY").is_none() {
         tracing::info!("no TOLLGATE_SALT_KEY: provider keys of models added through the API are sealed with the master key, and cannot be read if it changes");
@@ -258,6 +265,7 @@ async fn serve(
         management: cfg.management.clone(),
         limiter,
         cache,
+        guardrails,
         started_at: providers::now_secs(),
     });
 

@@ -25,6 +25,8 @@ pub struct AppState {
     pub limiter: crate::gateway::limits::Limiter,
     /// Answers to repeated requests (`litellm_settings.cache`), if on.
     pub cache: Option<Arc<crate::gateway::cache::ResponseCache>>,
+    /// `guardrails:`, compiled.
+    pub guardrails: crate::gateway::guardrails::Guardrails,
     /// Unix seconds when this process started (the `created` of listed models).
     pub started_at: i64,
 }

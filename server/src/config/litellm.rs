@@ -23,6 +23,8 @@ pub struct RawConfig {
     /// Tollgate's named upstream servers, reached as `/{name}/v1/…`.
     #[serde(default)]
     pub servers: Option<Vec<RawServer>>,
+    #[serde(default)]
+    pub guardrails: Option<Vec<super::guardrails::RawGuardrail>>,
 }
 
 /// One named OpenAI-compatible server (`servers:`).

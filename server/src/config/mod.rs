@@ -2,12 +2,14 @@
 
 pub mod demo;
 pub mod env;
+pub mod guardrails;
 pub mod litellm;
 pub mod providers;
 pub mod secrets;
 
 use crate::secret::Secret;
 use env::{Env, Resolved};
+pub use guardrails::{GuardrailConfig, GuardrailKind, GuardrailMode, PatternSource};
 use litellm::{
     OneOrMany, RawAlias, RawConfig, RawFallbacks, RawLitellmParams, RawModelEntry,
     RawRouterSettings,
@@ -43,6 +45,8 @@ pub struct Config {
     pub global_max_parallel_requests: Option<u64>,
     /// The response cache (`litellm_settings.cache`), if on.
     pub cache: Option<CacheConfig>,
+    /// `guardrails:`, in config order (types Tollgate does not run are left out, warned).
+    pub guardrails: Vec<GuardrailConfig>,
     pub management: ManagementConfig,
     /// Keys read but not acted on yet, and deployments that could not be used, each with its path.
     pub warnings: Vec<String>,
@@ -371,6 +375,12 @@ pub fn load_str_with_secrets(
         }
         Err((p, r)) => return Err(err(p, r)),
     };
+    let guardrails = guardrails::guardrails(
+        raw.guardrails.as_deref().unwrap_or_default(),
+        &env,
+        &mut warnings,
+    )
+    .map_err(|(p, r)| err(p, r))?;
     let ls = raw.litellm_settings.unwrap_or_default();
     let cache =
         cache_config(&ls, &env, redis_url.as_deref(), &mut warnings).map_err(|(p, r)| err(p, r))?;
@@ -557,6 +567,7 @@ pub fn load_str_with_secrets(
     }
     Ok(Config {
         cache,
+        guardrails,
         redis_url,
         global_max_parallel_requests: gs.global_max_parallel_requests.filter(|n| *n > 0),
         management,

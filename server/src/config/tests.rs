@@ -52,7 +52,6 @@ fn genai_gateway_default_config_loads_unchanged() {
         "litellm_settings.success_callback:",
         "router_settings.enable_pre_call_check:",
         "router_settings.redis_host: names REDIS_HOST, which is not set",
-        "guardrails:",
         "general_settings.store_model_in_db:",
         "cohere/command-r-plus",
         "vertex_ai/gemini-1.5-pro",
@@ -63,6 +62,17 @@ fn genai_gateway_default_config_loads_unchanged() {
             "missing warning {expected:?} in:\n{w}"
         );
     }
+    // Its Bedrock guardrail is read whole (default on, during the call).
+    let [g] = cfg.guardrails.as_slice() else {
+        panic!("expected one guardrail, got {:?}", cfg.guardrails);
+    };
+    assert_eq!(g.name, "bedrock-pre-guard");
+    assert!(g.default_on);
+    assert_eq!(g.modes, [GuardrailMode::DuringCall]);
+    assert!(matches!(
+        &g.kind,
+        GuardrailKind::Bedrock { identifier, version, .. } if identifier == "ff6ujrregl1q" && version == "1"
+    ));
     assert!(cfg.redis_url.is_none());
     assert!(cfg
         .deployments
@@ -254,5 +264,45 @@ fn the_response_cache_is_read_from_litellm_settings() {
         .err()
         .unwrap_or_else(|| panic!("{bad} loaded"));
         assert!(e.to_string().contains(path), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn guardrails_are_read_and_bad_ones_named() {
+    let base = "model_list: []\nguardrails:\n";
+    let cfg = load(&format!(
+        "{base}  - guardrail_name: pii\n    litellm_params:\n      guardrail: litellm_content_filter\n      mode: [pre_call, post_call]\n      default_on: true\n      output_parse_pii: true\n      patterns:\n        - pattern_type: prebuilt\n          pattern_name: email\n          action: MASK\n      pii_entities_config:\n        US_SSN: BLOCK\n        PERSON: MASK\n      blocked_words:\n        - keyword: secret project\n  - guardrail_name: other\n    litellm_params:\n      guardrail: aporia\n      mode: during_call\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let [g] = cfg.guardrails.as_slice() else {
+        panic!("{:?}", cfg.guardrails);
+    };
+    assert_eq!(g.modes, [GuardrailMode::PreCall, GuardrailMode::PostCall]);
+    assert!(g.default_on && g.unmask);
+    let GuardrailKind::Content {
+        patterns, words, ..
+    } = &g.kind
+    else {
+        panic!("{:?}", g.kind);
+    };
+    assert_eq!(patterns.len(), 2);
+    assert!(patterns[1].block && patterns[1].source == PatternSource::Prebuilt("us_ssn".into()));
+    assert!(words[0].block, "a word without an action blocks");
+    let w = cfg.warnings.join("\n");
+    assert!(w.contains("pii_entities_config.PERSON"), "{w}");
+    assert!(
+        w.contains("guardrails[1].litellm_params.guardrail: \"aporia\""),
+        "{w}"
+    );
+
+    for (yaml, path) in [
+        ("  - guardrail_name: a\n    litellm_params:\n      guardrail: litellm_content_filter\n      mode: sometimes\n      max_input_chars: 5\n", "guardrails[0].litellm_params.mode"),
+        ("  - guardrail_name: a\n    litellm_params:\n      guardrail: litellm_content_filter\n      patterns:\n        - pattern_name: email\n          action: SHOUT\n", "guardrails[0].litellm_params.patterns[0].action"),
+        ("  - guardrail_name: a\n    litellm_params:\n      guardrail: litellm_content_filter\n      patterns:\n        - pattern_type: regex\n", "guardrails[0].litellm_params.patterns[0].pattern"),
+        ("  - guardrail_name: a\n    litellm_params:\n      guardrail: bedrock\n      guardrailVersion: 1\n", "guardrails[0].litellm_params.guardrailIdentifier"),
+        ("  - guardrail_name: a\n    litellm_params:\n      guardrail: litellm_content_filter\n", "guardrails[0].litellm_params"),
+    ] {
+        let e = load(&format!("{base}{yaml}")).err().unwrap_or_else(|| panic!("accepted:\n{yaml}"));
+        assert_eq!(e.path, path, "{e}");
     }
 }

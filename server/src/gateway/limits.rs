@@ -119,6 +119,11 @@ pub struct Permit {
     /// Token counters with the window they were reserved in.
     tokens: Vec<(String, u64)>,
     reserved: u64,
+    /// Tokens the call used, once settled (0 until then).
+    used: u64,
+    /// Request counters (with their window) given back if the permit is
+    /// dropped unused: a deployment's room reserved before routing.
+    refund: Vec<(String, u64)>,
     settled: bool,
     pub headers: RateHeaders,
 }
@@ -141,6 +146,8 @@ impl Permit {
             settled: token_counters.is_empty(),
             tokens: token_counters,
             reserved: tokens,
+            used: 0,
+            refund: Vec::new(),
             headers,
         }
     }
@@ -153,55 +160,62 @@ impl Permit {
             in_flight: Vec::new(),
             tokens: Vec::new(),
             reserved: 0,
+            used: 0,
+            refund: Vec::new(),
             settled: true,
             headers: RateHeaders::default(),
         }
     }
 
-    /// The call used `tokens` (prompt and completion) in the end.
+    /// Gives `requests` back when dropped before [`Permit::mark_used`].
+    pub fn refund_unless_used(&mut self, requests: Vec<(String, u64)>) {
+        self.refund = requests;
+    }
+
+    /// The call went ahead: nothing is given back but what it did not use.
+    pub fn mark_used(&mut self) {
+        self.refund.clear();
+    }
+
+    /// The call used `tokens` (prompt and completion) in the end. The
+    /// correction is written when the permit is dropped, together with the
+    /// release of its slots (one write instead of two with Redis).
     pub fn settle(&mut self, tokens: u64) {
         if self.settled {
             return;
         }
         self.settled = true;
-        let delta = tokens as i64 - self.reserved as i64;
-        if delta == 0 {
-            return;
-        }
-        let entries: Vec<(String, u64, i64)> = self
-            .tokens
-            .iter()
-            .map(|(n, w)| (n.clone(), *w, delta))
-            .collect();
-        self.spawn_add(entries, false);
+        self.used = tokens;
     }
+}
 
-    /// Adds off the caller's path; `wake` tells waiting calls a slot is free once it is.
-    fn spawn_add(&self, entries: Vec<(String, u64, i64)>, wake: bool) {
-        let (Some(c), Ok(rt)) = (self.counters.clone(), tokio::runtime::Handle::try_current())
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let (Some(c), Ok(rt)) = (self.counters.take(), tokio::runtime::Handle::try_current())
         else {
             return;
         };
+        // A call that ended without usage (it failed) used no tokens.
+        let delta = self.used as i64 - self.reserved as i64;
+        let mut entries: Vec<(String, u64, i64)> = if delta == 0 {
+            Vec::new()
+        } else {
+            self.tokens.drain(..).map(|(n, w)| (n, w, delta)).collect()
+        };
+        entries.extend(self.refund.drain(..).map(|(n, w)| (n, w, -1)));
+        let slots = !self.in_flight.is_empty();
+        entries.extend(self.in_flight.drain(..).map(|n| (n, 0, -1)));
         if entries.is_empty() {
             return;
         }
-        let waiting = self.waiting.clone().filter(|_| wake);
+        // Calls waiting for a slot look again once it is free.
+        let waiting = self.waiting.take().filter(|_| slots);
         rt.spawn(async move {
             c.add(&entries).await;
             if let Some(w) = waiting {
                 w.wake();
             }
         });
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        // A call that ended without usage (it failed) used no tokens.
-        self.settle(0);
-        let release: Vec<(String, u64, i64)> =
-            self.in_flight.drain(..).map(|n| (n, 0, -1)).collect();
-        self.spawn_add(release, true);
     }
 }
 
@@ -274,37 +288,72 @@ impl Limiter {
             .await
     }
 
+    /// Reserves the caller's limits and `extra` counters (a deployment's) in
+    /// one step, all or nothing. `None` when no limit applies (the caller
+    /// reserves `extra` alone) or when anything is full: nothing was taken,
+    /// and the caller goes the usual way, waiting or refused as that says.
+    pub async fn admit_with(
+        &self,
+        key: Option<&KeyEntry>,
+        model: &str,
+        prompt_tokens: impl FnOnce() -> u64,
+        extra: &[Check],
+    ) -> Option<(Permit, Vec<crate::counters::Level>)> {
+        let rules = rules(self.proxy, key, model);
+        if rules.is_empty() {
+            return None;
+        }
+        let tokens = if rules.iter().any(|r| r.kind == Kind::Tokens) {
+            prompt_tokens().max(1)
+        } else {
+            0
+        };
+        let mut checks = checks(&rules, tokens);
+        checks.extend(extra.iter().cloned());
+        let mut levels = self.counters.reserve(&checks).await.ok()?;
+        let rest = levels.split_off(rules.len());
+        Some((self.permit(&rules, &levels, tokens), rest))
+    }
+
+    fn permit(&self, rules: &[Rule], levels: &[crate::counters::Level], tokens: u64) -> Permit {
+        Permit::new(
+            &self.counters,
+            &self.queue,
+            headers(rules, |i| levels.get(i).copied()),
+            rules
+                .iter()
+                .filter(|r| r.kind == Kind::InFlight)
+                .map(|r| r.name.clone())
+                .collect(),
+            rules
+                .iter()
+                .zip(levels)
+                .filter(|(r, _)| r.kind == Kind::Tokens)
+                .map(|(r, l)| (r.name.clone(), l.window))
+                .collect(),
+            tokens,
+        )
+    }
+
     async fn reserve(&self, rules: &[Rule], tokens: u64) -> Result<Permit, RateLimited> {
-        let checks: Vec<Check> = rules
-            .iter()
-            .map(|r| Check {
-                name: r.name.clone(),
-                limit: Some(r.limit),
-                amount: if r.kind == Kind::Tokens { tokens } else { 1 },
-                windowed: r.kind != Kind::InFlight,
-            })
-            .collect();
+        let checks = checks(rules, tokens);
         match self.counters.reserve(&checks).await {
-            Ok(levels) => Ok(Permit::new(
-                &self.counters,
-                &self.queue,
-                headers(rules, |i| levels.get(i).copied()),
-                rules
-                    .iter()
-                    .filter(|r| r.kind == Kind::InFlight)
-                    .map(|r| r.name.clone())
-                    .collect(),
-                rules
-                    .iter()
-                    .zip(&levels)
-                    .filter(|(r, _)| r.kind == Kind::Tokens)
-                    .map(|(r, l)| (r.name.clone(), l.window))
-                    .collect(),
-                tokens,
-            )),
+            Ok(levels) => Ok(self.permit(rules, &levels, tokens)),
             Err(refused) => Err(refusal(rules, &refused, tokens)),
         }
     }
+}
+
+fn checks(rules: &[Rule], tokens: u64) -> Vec<Check> {
+    rules
+        .iter()
+        .map(|r| Check {
+            name: r.name.clone(),
+            limit: Some(r.limit),
+            amount: if r.kind == Kind::Tokens { tokens } else { 1 },
+            windowed: r.kind != Kind::InFlight,
+        })
+        .collect()
 }
 
 fn refusal(rules: &[Rule], refused: &Refused, tokens: u64) -> RateLimited {

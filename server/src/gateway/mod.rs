@@ -1,6 +1,7 @@
 //! The provider-neutral core a request passes through.
 
 pub mod cache;
+pub mod guardrails;
 pub mod history;
 pub mod limits;
 pub mod pipeline;

@@ -3,15 +3,18 @@
 //! Surfaces parse into the neutral request before, and render the result after.
 
 use super::cache::{self, CallKind, Directives, Plan, ResponseCache};
+use super::guardrails::{self, Intervention, StreamGuard};
 use super::history;
 use super::limits::{Permit, RateHeaders, RateLimited};
 use super::prompts;
+use super::router::pick::Reserved;
 use super::router::{CallOptions, Deployment, RouteError, Routed};
 use super::tokens;
 use super::types::{
     ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage,
 };
 use crate::auth::AuthContext;
+use crate::config::GuardrailMode;
 use crate::directory::{self, KeyEntry};
 use crate::logs::{now_ms, RequestLog};
 use crate::providers::{ChunkStream, ErrorKind, ProviderError};
@@ -41,6 +44,8 @@ pub enum GatewayError {
     Unavailable(String),
     /// A rate limit is reached (429, with `retry-after`).
     RateLimited(Box<RateLimited>),
+    /// A guardrail blocked the input or the answer (400, `guardrail_violation`).
+    Guardrail(Intervention),
 }
 
 /// Where a routed call went, for response headers.
@@ -82,6 +87,8 @@ struct GatewayParams {
     priority: Option<i64>,
     /// The response cache's directives: the header's, then the body's `cache`.
     cache: Directives,
+    /// Guardrails the request names (`guardrails`, or `metadata.guardrails`).
+    guardrails: Vec<String>,
 }
 
 fn take_gateway_params(
@@ -137,6 +144,26 @@ fn take_gateway_params(
     };
     // LiteLLM's `metadata` is for the gateway's logs, not the upstream.
     let metadata = extra.remove("metadata");
+    let names = |v: Option<&Value>| -> Result<Vec<String>, GatewayError> {
+        match v {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| invalid("guardrails", "a list of guardrail names"))
+                })
+                .collect(),
+            // `{"name": {...settings}}`
+            Some(Value::Object(m)) => Ok(m.keys().cloned().collect()),
+            Some(_) => Err(invalid("guardrails", "a list of guardrail names")),
+        }
+    };
+    let mut guardrails = names(extra.remove("guardrails").as_ref())?;
+    if let Some(Value::Object(m)) = &metadata {
+        guardrails.extend(names(m.get("guardrails"))?);
+    }
     let priority =
         match extra.remove("priority") {
             None | Some(Value::Null) => None,
@@ -162,12 +189,14 @@ fn take_gateway_params(
             stream,
             priority: priority.unwrap_or(super::queue::UNPRIORITISED),
             prompt_tokens: None,
+            reserved: None,
         },
         drop_params,
         metadata,
         server_model,
         priority,
         cache,
+        guardrails,
     })
 }
 
@@ -231,6 +260,8 @@ struct Call<'s> {
     key: Option<Arc<KeyEntry>>,
     /// Room under the caller's rate limits, held until the call ends.
     permit: Permit,
+    /// The call's guardrails and what they masked.
+    guards: guardrails::Active,
 }
 
 impl<'s> Call<'s> {
@@ -265,6 +296,7 @@ impl<'s> Call<'s> {
             started: Instant::now(),
             key,
             permit: Permit::none(),
+            guards: guardrails::Active::default(),
         };
         if let Err(e) = call.admit(model) {
             return Err(call.fail(e));
@@ -276,6 +308,17 @@ impl<'s> Call<'s> {
             }
             Ok(gp) => {
                 call.log.metadata = gp.metadata.clone();
+                if !state.guardrails.is_empty() || !gp.guardrails.is_empty() {
+                    match state.guardrails.select(&gp.guardrails, call.key.as_deref()) {
+                        Ok(g) => call.guards = g,
+                        Err(m) => {
+                            return Err(call.fail(GatewayError::Invalid {
+                                message: m,
+                                param: Some("guardrails".into()),
+                            }))
+                        }
+                    }
+                }
                 Ok((call, gp))
             }
             Err(e) => Err(call.fail(e)),
@@ -337,6 +380,43 @@ impl<'s> Call<'s> {
         }
     }
 
+    /// Runs the input guardrails of `mode` (pre-call ones may mask the request).
+    fn guard_input(
+        &mut self,
+        mode: GuardrailMode,
+        req: &mut ChatRequest,
+    ) -> Result<(), GatewayError> {
+        if !self.guards.has(mode) {
+            return Ok(());
+        }
+        self.guards
+            .check_input(mode, req)
+            .map_err(GatewayError::Guardrail)
+    }
+
+    /// A call whose answer a guardrail refused: its usage is counted and
+    /// paid for (the model did answer), and the caller gets the refusal.
+    fn blocked_after_call(
+        mut self,
+        deployment: &Deployment,
+        usage: &Usage,
+        iv: Intervention,
+    ) -> GatewayError {
+        self.permit
+            .settle(usage.prompt_tokens + usage.completion_tokens);
+        self.log.prompt_tokens = usage.prompt_tokens;
+        self.log.completion_tokens = usage.completion_tokens;
+        if !self.log.cache_hit {
+            self.log.spend = cost(deployment, usage);
+            self.state.directory.record_spend(
+                self.key.as_deref(),
+                self.log.model_group.as_deref(),
+                self.log.spend,
+            );
+        }
+        self.fail(GatewayError::Guardrail(iv))
+    }
+
     /// Reserves room under the caller's rate limits, waiting by priority for a
     /// slot in flight if one is full.
     async fn limit(
@@ -354,10 +434,33 @@ impl<'s> Call<'s> {
         if self.state.router.load().needs_prompt_tokens() {
             gp.opts.prompt_tokens = Some(prompt_tokens());
         }
-        let wait = gp
-            .opts
-            .timeout
-            .unwrap_or_else(|| self.state.router.load().request_timeout());
+        // A group of one deployment with counted capacity: its room is
+        // reserved in the same step as the caller's limits.
+        let router = self.state.router.load_full();
+        if let Some((dep, plan)) = router.preset_plan(model, gp.opts.prompt_tokens.unwrap_or(0)) {
+            if let Some((permit, levels)) = self
+                .state
+                .limiter
+                .admit_with(
+                    key,
+                    model,
+                    || gp.opts.prompt_tokens.unwrap_or_else(&prompt_tokens),
+                    &plan.checks,
+                )
+                .await
+            {
+                self.permit = permit;
+                gp.opts.reserved = Some(Arc::new(Reserved {
+                    group: model.to_string(),
+                    deployment: dep.config.id.clone(),
+                    slot: std::sync::Mutex::new(Some(
+                        router.slot_permit(&dep, plan, &levels, true),
+                    )),
+                }));
+                return Ok(());
+            }
+        }
+        let wait = gp.opts.timeout.unwrap_or_else(|| router.request_timeout());
         self.permit = self
             .state
             .limiter
@@ -426,6 +529,7 @@ impl<'s> Call<'s> {
         self.log.spend = if hit { 0.0 } else { cost(deployment, usage) };
         self.log.status_code = 200;
         self.log.outcome = "success";
+        self.log.guardrails = self.guards.trail();
         self.log.ended_at_ms = now_ms();
         self.log.latency_ms = self.started.elapsed().as_millis() as u64;
         self.state.directory.record_spend(
@@ -442,7 +546,12 @@ impl<'s> Call<'s> {
         log.ended_at_ms = now_ms();
         log.latency_ms = self.started.elapsed().as_millis() as u64;
         log.outcome = "error";
+        log.guardrails = self.guards.trail();
         match &err {
+            GatewayError::Guardrail(iv) => {
+                log.status_code = 400;
+                log.error = Some(iv.message.clone());
+            }
             GatewayError::Invalid { message, .. } => {
                 log.status_code = 400;
                 log.error = Some(message.clone());
@@ -497,6 +606,11 @@ pub async fn chat(
     prompts::apply(state, &mut req).await?;
     let mut model = req.model.clone();
     let (mut call, mut gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, false)?;
+    for mode in [GuardrailMode::PreCall, GuardrailMode::DuringCall] {
+        if let Err(e) = call.guard_input(mode, &mut req) {
+            return Err(call.fail(e));
+        }
+    }
     let history = match history::begin(state, meta.auth, &model, &mut req).await {
         Ok(h) => h,
         Err(e) => return Err(call.fail(e)),
@@ -508,18 +622,23 @@ pub async fn chat(
         cache::chat_material(&req, gp.server_model.as_deref())
     });
     if let Some((c, plan)) = &cached {
-        if let Some((answer, dep)) = lookup::<ChatResponse>(state, c, plan, &model).await {
+        if let Some((mut answer, dep)) = lookup::<ChatResponse>(state, c, plan, &model).await {
             let mut info = call.served_from_cache(&dep, &plan.key);
             let usage = answer
                 .usage
                 .clone()
                 .unwrap_or_else(|| tokens::estimate(&req, tokens::completion(&answer)));
+            if let Err(iv) = call.guards.check_output(&mut answer) {
+                return Err(call.blocked_after_call(&dep, &usage, iv));
+            }
+            let mut caller = answer.clone();
+            call.guards.unmask(&mut caller);
             call.succeed(&dep, &usage);
             if let Some(h) = history {
                 info.session = Some((h.session.session_id.clone(), h.turns_sent));
                 history::record(state.store.clone(), h, history::answer_message(&answer)).await;
             }
-            return Ok((answer, info));
+            return Ok((caller, info));
         }
     }
     let router = state.router.load_full();
@@ -558,6 +677,10 @@ pub async fn chat(
             routed
                 .slot
                 .settle(usage.prompt_tokens + usage.completion_tokens);
+            if let Err(iv) = call.guards.check_output(&mut routed.value) {
+                return Err(call.blocked_after_call(&routed.deployment, &usage, iv));
+            }
+            let unmask = call.guards.unmasks().then(|| call.guards.masks.clone());
             call.succeed(&routed.deployment, &usage);
             let mut info = info;
             if let Some((c, plan)) = &cached {
@@ -576,7 +699,17 @@ pub async fn chat(
                 )
                 .await;
             }
-            Ok((routed.value, info))
+            // Logs, history and the cache keep the placeholders; the caller
+            // gets its own values back.
+            let mut answer = routed.value;
+            if let Some(m) = unmask {
+                for c in &mut answer.choices {
+                    if let Some(t) = c.message.content.as_mut() {
+                        *t = m.unmask(t);
+                    }
+                }
+            }
+            Ok((answer, info))
         }
         Err(e) => Err(call.fail(GatewayError::Route(e))),
     }
@@ -593,6 +726,13 @@ pub async fn chat_stream(
     let include_usage = req.include_usage();
     let mut model = req.model.clone();
     let (mut call, mut gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, true)?;
+    for mode in [GuardrailMode::PreCall, GuardrailMode::DuringCall] {
+        if let Err(e) = call.guard_input(mode, &mut req) {
+            return Err(call.fail(e));
+        }
+    }
+    let guard = call.guards.stream_guard();
+    call.log.guardrails = call.guards.trail();
     let history = match history::begin(state, meta.auth, &model, &mut req).await {
         Ok(h) => h,
         Err(e) => return Err(call.fail(e)),
@@ -624,6 +764,7 @@ pub async fn chat_stream(
                     dep,
                     Permit::none(),
                     None,
+                    guard,
                 );
                 return Ok((stream, info));
             }
@@ -690,6 +831,7 @@ pub async fn chat_stream(
                 deployment,
                 slot,
                 keep,
+                guard,
             );
             Ok((stream, info))
         }
@@ -770,6 +912,12 @@ pub struct LoggedStream {
     slot: Permit,
     /// Where a completed answer is kept (the response cache), and the answer so far.
     keep: Option<(Arc<ResponseCache>, Plan, cache::Assembler)>,
+    /// Post-call guardrails and `unmask` on the answer as it streams.
+    guard: Option<StreamGuard>,
+    /// A guardrail cut the stream.
+    blocked: bool,
+    /// id, created and model of the chunks, for text a guardrail releases at the end.
+    template: Option<(String, i64, String)>,
 }
 
 impl LoggedStream {
@@ -786,6 +934,7 @@ impl LoggedStream {
         deployment: Arc<Deployment>,
         slot: Permit,
         keep: Option<(Arc<ResponseCache>, Plan, cache::Assembler)>,
+        guard: Option<StreamGuard>,
     ) -> Self {
         LoggedStream {
             pending_first: Some(first),
@@ -808,7 +957,20 @@ impl LoggedStream {
             failed: None,
             slot,
             keep,
+            guard,
+            blocked: false,
+            template: None,
         }
+    }
+
+    /// Ends the stream because a guardrail refused its text: nothing of it
+    /// is stored, and the log says which guardrail and why.
+    fn cut(&mut self, iv: Intervention) -> ProviderError {
+        self.blocked = true;
+        self.history = None;
+        self.failed = Some(iv.message.clone());
+        self.finish("error");
+        ProviderError::new(ErrorKind::Guardrail, iv.message)
     }
 
     fn finish(&mut self, outcome: &'static str) {
@@ -844,7 +1006,15 @@ impl LoggedStream {
             cost(&self.deployment, &usage)
         };
         log.outcome = outcome;
-        log.status_code = 200;
+        log.status_code = if self.blocked { 400 } else { 200 };
+        if let Some(g) = &self.guard {
+            let mut all = match log.guardrails.take() {
+                Some(Value::Array(a)) => a,
+                _ => Vec::new(),
+            };
+            all.extend(g.trail());
+            log.guardrails = (!all.is_empty()).then_some(Value::Array(all));
+        }
         log.error = self.failed.take();
         log.ended_at_ms = now_ms();
         log.latency_ms = self.started.elapsed().as_millis() as u64;
@@ -880,6 +1050,39 @@ impl Stream for LoggedStream {
             match next {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
+                    // Text a guardrail still held (an upstream that never said it finished).
+                    if !this.ended {
+                        if let Some(g) = this.guard.as_mut() {
+                            match g.flush() {
+                                Ok(rest) if !rest.is_empty() => {
+                                    this.ended = true;
+                                    let (id, created, model) =
+                                        this.template.clone().unwrap_or_default();
+                                    let mut chunk =
+                                        ChatChunk::text(&id, created, &model, String::new());
+                                    chunk.choices = rest
+                                        .into_iter()
+                                        .map(|(index, text)| {
+                                            let mut c = chunk.choices[0].clone();
+                                            c.index = index;
+                                            c.delta.content = Some(text);
+                                            c
+                                        })
+                                        .collect();
+                                    if let Some((_, answer, _)) = this.history.as_mut() {
+                                        answer.push(&chunk);
+                                    }
+                                    if let Some((_, _, answer)) = this.keep.as_mut() {
+                                        answer.push(&chunk);
+                                    }
+                                    g.unmask(&mut chunk);
+                                    return Poll::Ready(Some(Ok(chunk)));
+                                }
+                                Ok(_) => {}
+                                Err(iv) => return Poll::Ready(Some(Err(this.cut(iv)))),
+                            }
+                        }
+                    }
                     this.ended = true;
                     // The caller asked for usage and the upstream sent none: send the count.
                     if this.include_usage && this.usage.is_none() {
@@ -906,7 +1109,16 @@ impl Stream for LoggedStream {
                     this.finish("error");
                     return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Ready(Some(Ok(chunk))) => {
+                Poll::Ready(Some(Ok(mut chunk))) => {
+                    if let Some(g) = this.guard.as_mut() {
+                        if this.template.is_none() {
+                            this.template =
+                                Some((chunk.id.clone(), chunk.created, chunk.model.clone()));
+                        }
+                        if let Err(iv) = g.push(&mut chunk) {
+                            return Poll::Ready(Some(Err(this.cut(iv))));
+                        }
+                    }
                     if let Some((_, _, answer)) = this.keep.as_mut() {
                         answer.push(&chunk);
                     }
@@ -935,7 +1147,6 @@ impl Stream for LoggedStream {
                     if chunk.choices.is_empty() && chunk.usage.is_some() && !this.include_usage {
                         continue;
                     }
-                    let mut chunk = chunk;
                     if !this.include_usage {
                         chunk.usage = None;
                     }
@@ -944,6 +1155,9 @@ impl Stream for LoggedStream {
                     }
                     if let Some(id) = this.announce.take() {
                         chunk.extra.insert("session_id".into(), Value::String(id));
+                    }
+                    if let Some(g) = &this.guard {
+                        g.unmask(&mut chunk);
                     }
                     return Poll::Ready(Some(Ok(chunk)));
                 }

@@ -145,6 +145,8 @@ pub struct CallOptions {
     pub priority: i64,
     /// The prompt's tokens, when limits or pre-call checks need them.
     pub prompt_tokens: Option<u64>,
+    /// A deployment's room reserved with the caller's limits, for the first try.
+    pub reserved: Option<Arc<pick::Reserved>>,
 }
 
 pub struct Router {
@@ -495,6 +497,6 @@ impl Router {
     }
 }
 
-mod pick;
+pub mod pick;
 #[cfg(test)]
 mod tests;

@@ -85,6 +85,7 @@ impl From<GatewayError> for AnthropicError {
             GatewayError::NotFound(m) => AnthropicError::new(StatusCode::NOT_FOUND, "not_found_error", m),
             GatewayError::Unavailable(m) => AnthropicError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded_error", m),
             GatewayError::BudgetExceeded(m) => AnthropicError::new(StatusCode::BAD_REQUEST, "invalid_request_error", m),
+            GatewayError::Guardrail(iv) => AnthropicError::new(StatusCode::BAD_REQUEST, "guardrail_violation", iv.message),
             GatewayError::RateLimited(r) => {
                 let mut e = AnthropicError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", r.message.clone());
                 e.limited = Some(r);
@@ -492,7 +493,16 @@ pub fn sse(stream: pipeline::LoggedStream, model: &str) -> Response {
             Ok(chunk) => events.push(&chunk, &mut out),
             Err(e) => out.push((
                 "error",
-                AnthropicError::new(StatusCode::OK, "api_error", e.message).body(),
+                AnthropicError::new(
+                    StatusCode::OK,
+                    if e.kind == ErrorKind::Guardrail {
+                        "guardrail_violation"
+                    } else {
+                        "api_error"
+                    },
+                    e.message,
+                )
+                .body(),
             )),
         }
         let mut buf = Vec::with_capacity(256);

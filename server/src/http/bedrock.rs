@@ -127,6 +127,7 @@ impl From<GatewayError> for AwsError {
             GatewayError::BudgetExceeded(m) => {
                 AwsError::new(StatusCode::BAD_REQUEST, "ServiceQuotaExceededException", m)
             }
+            GatewayError::Guardrail(iv) => AwsError::validation(iv.message),
             GatewayError::RateLimited(r) => {
                 let mut e = AwsError::new(StatusCode::TOO_MANY_REQUESTS, "ThrottlingException", r.message.clone());
                 e.limited = Some(r);
@@ -316,9 +317,9 @@ async fn converse_stream(
                     ErrorKind::RateLimited => "ThrottlingException",
                     ErrorKind::Unavailable => "ServiceUnavailableException",
                     ErrorKind::Timeout => "ModelTimeoutException",
-                    ErrorKind::BadRequest | ErrorKind::ContextWindowExceeded => {
-                        "ValidationException"
-                    }
+                    ErrorKind::BadRequest
+                    | ErrorKind::ContextWindowExceeded
+                    | ErrorKind::Guardrail => "ValidationException",
                     _ => "ModelStreamErrorException",
                 };
                 exception(&AwsError::new(StatusCode::OK, kind, e.message))
@@ -438,7 +439,11 @@ async fn invoke_stream(
             }
             Err(e) => exception(&AwsError::new(
                 StatusCode::OK,
-                "ModelStreamErrorException",
+                if e.kind == ErrorKind::Guardrail {
+                    "ValidationException"
+                } else {
+                    "ModelStreamErrorException"
+                },
                 e.message,
             )),
         };

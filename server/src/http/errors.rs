@@ -17,9 +17,13 @@ pub struct ApiError {
     pub kind: &'static str,
     pub param: Option<String>,
     pub code: Option<String>,
-    pub retry_after_secs: Option<u64>,
+    pub retry_after_secs: Option<u32>,
     /// A refusal by a rate limit: `retry-after` and `x-ratelimit-*`.
     pub limited: Option<Box<RateLimited>>,
+    /// The guardrail that refused the call.
+    /// Boxed: errors travel in `Result`s, and stay small that way.
+    #[allow(clippy::box_collection)]
+    pub guardrail: Option<Box<String>>,
 }
 
 #[derive(Serialize)]
@@ -34,6 +38,8 @@ struct Inner<'a> {
     kind: &'a str,
     param: Option<&'a str>,
     code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guardrail: Option<&'a str>,
 }
 
 impl ApiError {
@@ -46,6 +52,7 @@ impl ApiError {
             code: None,
             retry_after_secs: None,
             limited: None,
+            guardrail: None,
         }
     }
 
@@ -115,6 +122,7 @@ impl IntoResponse for ApiError {
                 kind: self.kind,
                 param: self.param.as_deref(),
                 code: self.code.as_deref(),
+                guardrail: self.guardrail.as_deref().map(String::as_str),
             },
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
@@ -163,6 +171,13 @@ impl From<GatewayError> for ApiError {
             }
             GatewayError::BudgetExceeded(m) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "budget_exceeded", m).code("budget_exceeded")
+            }
+            GatewayError::Guardrail(iv) => {
+                let mut e =
+                    ApiError::new(StatusCode::BAD_REQUEST, "guardrail_violation", iv.message)
+                        .code("guardrail_violation");
+                e.guardrail = Some(Box::new(iv.guardrail));
+                e
             }
             GatewayError::RateLimited(r) => {
                 let mut e = ApiError::new(
@@ -238,7 +253,10 @@ fn from_attempts(model: &str, attempts: &[Attempt]) -> ApiError {
         err = err.code(c);
     }
     if last.error.kind == ErrorKind::RateLimited {
-        err.retry_after_secs = last.error.retry_after.map(|d| d.as_secs().max(1));
+        err.retry_after_secs = last
+            .error
+            .retry_after
+            .map(|d| u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX));
     }
     err
 }

@@ -6,6 +6,7 @@ use super::formats::{self, Format};
 use crate::auth::AuthContext;
 use crate::gateway::pipeline::{self, CallMeta, LoggedStream, RouteInfo};
 use crate::gateway::types::{ChatRequest, EmbeddingRequest};
+use crate::providers::ErrorKind;
 use crate::state::SharedState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -410,7 +411,8 @@ fn sse_response(stream: LoggedStream) -> Response {
                     }
                 }
                 Err(e) => {
-                    let err = json!({"error": {"message": e.message, "type": "api_error", "param": null, "code": e.status}});
+                    let kind = if e.kind == ErrorKind::Guardrail { "guardrail_violation" } else { "api_error" };
+                    let err = json!({"error": {"message": e.message, "type": kind, "param": null, "code": e.status}});
                     buf.extend_from_slice(err.to_string().as_bytes());
                 }
             }

@@ -50,6 +50,8 @@ pub struct RequestLog {
     pub virtual_key: bool,
     /// The answer came from the response cache.
     pub cache_hit: bool,
+    /// The guardrails the call passed through: `[{name, mode, outcome, ms}]`.
+    pub guardrails: Option<serde_json::Value>,
 }
 
 /// Milliseconds since the Unix epoch.

@@ -27,6 +27,8 @@ pub enum ErrorKind {
     Config,
     /// The upstream answered something we could not understand.
     BadResponse,
+    /// A guardrail refused the answer as it streamed.
+    Guardrail,
 }
 
 impl ErrorKind {
@@ -44,7 +46,7 @@ impl ErrorKind {
 
     /// Whether a fallback to another model group may help.
     pub fn allows_fallback(self) -> bool {
-        !matches!(self, ErrorKind::UnsupportedParams)
+        !matches!(self, ErrorKind::UnsupportedParams | ErrorKind::Guardrail)
     }
 }
 

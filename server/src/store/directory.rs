@@ -673,16 +673,21 @@ struct LogRow {
     spend: f64,
     ended_at_ms: i64,
     cache_hit: bool,
+    guardrails: Option<String>,
 }
 
 impl Store {
     /// Request logs matching `f`, newest first, at most `limit`.
     pub async fn spend_logs(&self, f: &SpendFilter, limit: i64) -> Result<Vec<Value>, StoreError> {
         let (clause, binds) = f.clause();
+        let guardrails = match self {
+            Store::Postgres(_) => "guardrails::text",
+            _ => "guardrails",
+        };
         let sql = format!(
             "SELECT request_id, call_type, api_key_hash, user_id, team_id, model_requested, model_group, \
              deployment_id, provider, status_code, outcome, prompt_tokens, completion_tokens, started_at_ms, \
-             spend, ended_at_ms, cache_hit FROM request_logs{clause} ORDER BY started_at_ms DESC, request_id LIMIT {limit}"
+             spend, ended_at_ms, cache_hit, {guardrails} AS guardrails FROM request_logs{clause} ORDER BY started_at_ms DESC, request_id LIMIT {limit}"
         );
         let rows: Vec<LogRow> = both!(self, p => {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
@@ -718,6 +723,11 @@ impl Store {
                     "endTime": iso(r.ended_at_ms),
                     // LiteLLM's spend logs spell this as text.
                     "cache_hit": if r.cache_hit { "True" } else { "False" },
+                    "guardrails": r
+                        .guardrails
+                        .as_deref()
+                        .and_then(|g| serde_json::from_str::<Value>(g).ok())
+                        .unwrap_or(Value::Array(Vec::new())),
                 })
             })
             .collect())

@@ -34,6 +34,12 @@ def cache_config(mock: str, cache_params: str = "") -> str:
             model_info:
               input_cost_per_token: 0.001
               output_cost_per_token: 0.002
+          - model_name: capped
+            litellm_params:
+              model: openai/gpt-4o-mini
+              api_base: {mock}/v1
+              api_key: sk-up
+              rpm: 2
           - model_name: embed
             litellm_params:
               model: openai/text-embedding-3-small
@@ -209,6 +215,35 @@ def test_hits_cost_nothing_and_are_logged_as_hits(gw):
         assert logs[1]["total_tokens"] == logs[0]["total_tokens"]
         info = a.get("/key/info", params={"key": key}).json()["info"]
         assert info["spend"] == pytest.approx(logs[0]["spend"])
+
+
+def test_hits_use_none_of_the_deployment_rpm(gw):
+    """With a key limit and a deployment rpm, both are reserved in one step
+    before the cache is asked; a hit gives the deployment's request back."""
+    with admin(gw.url) as a:
+        key = a.post("/key/generate", json={"rpm_limit": 100}).json()["key"]
+
+    def capped(p, **body):
+        return ask(gw.url, p, key=key, model="capped", **body)
+
+    for _ in range(2):
+        first = capped(p1 := prompt())
+        assert first.status_code == 200, first.text
+        if int(first.headers["x-ratelimit-reset-requests"].rstrip("s")) >= 15:
+            break
+        # Too close to the end of the minute: start again in the next one.
+        time.sleep(int(first.headers["x-ratelimit-reset-requests"].rstrip("s")) + 1)
+    assert first.headers["x-tollgate-cache-hit"] == "false"
+    assert first.headers["x-ratelimit-remaining-requests"] == "1"
+    for _ in range(3):
+        hit = capped(p1)
+        assert hit.headers["x-tollgate-cache-hit"] == "true"
+    second = capped(prompt())
+    assert second.status_code == 200, second.text
+    assert second.headers["x-ratelimit-remaining-requests"] == "0"
+    third = capped(prompt(), timeout=1)
+    assert third.status_code == 429, third.text
+    assert "capped" in third.json()["error"]["message"] or "rpm" in third.json()["error"]["message"]
 
 
 def test_anthropic_and_bedrock_clients_get_cached_answers_too(gw, mock):

@@ -9,7 +9,7 @@
 
 use super::{CallOptions, Deployment, Router};
 use crate::config::{ErrorClass, Strategy};
-use crate::counters::{Check, Probe};
+use crate::counters::{Check, Level, Probe};
 use crate::gateway::limits::{Permit, RateHeaders};
 use crate::gateway::queue::Turn;
 use crate::providers::{ErrorKind, ProviderError};
@@ -24,6 +24,25 @@ const EXPLORE: f64 = 0.1;
 
 fn name(d: &Deployment, what: &str) -> String {
     format!("d:{}:{what}", d.config.id)
+}
+
+/// The counters a call on one deployment reserves.
+pub struct SlotPlan {
+    pub checks: Vec<Check>,
+    tokens: u64,
+}
+
+/// A deployment's room reserved before routing, for the router's first try.
+pub struct Reserved {
+    pub group: String,
+    pub deployment: String,
+    pub slot: std::sync::Mutex<Option<Permit>>,
+}
+
+impl std::fmt::Debug for Reserved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reserved({}/{})", self.group, self.deployment)
+    }
 }
 
 /// What one look at a group's deployments found.
@@ -44,6 +63,18 @@ impl Router {
         tried: &HashSet<String>,
         opts: &CallOptions,
     ) -> Result<(Arc<Deployment>, Permit), ProviderError> {
+        // Room reserved together with the caller's limits (one round trip).
+        if tried.is_empty() {
+            if let Some(r) = opts.reserved.as_ref().filter(|r| r.group == group) {
+                let taken = r.slot.lock().ok().and_then(|mut s| s.take());
+                if let Some(mut p) = taken {
+                    if let Some(d) = deployments.iter().find(|d| d.config.id == r.deployment) {
+                        p.mark_used();
+                        return Ok((Arc::clone(d), p));
+                    }
+                }
+            }
+        }
         let fresh: Vec<&Arc<Deployment>> = deployments
             .iter()
             .filter(|d| !tried.contains(&d.config.id))
@@ -104,6 +135,25 @@ impl Router {
         }
     }
 
+    /// For a group of one deployment with counters to reserve: that
+    /// deployment and what to reserve on it, so that the caller can reserve it
+    /// in the same step as its own limits. `None` when the router should
+    /// choose as usual (several deployments, nothing to count, or a prompt
+    /// too large for it, which the router reports).
+    pub fn preset_plan(&self, group: &str, tokens: u64) -> Option<(Arc<Deployment>, SlotPlan)> {
+        let [d] = self.groups.get(group)?.as_slice() else {
+            return None;
+        };
+        if d.config.unusable.is_some() || !self.needs_counts(&[d], 1) {
+            return None;
+        }
+        if self.settings.pre_call_checks && context_window(d).is_some_and(|w| tokens > w) {
+            return None;
+        }
+        let plan = self.slot_plan(d, tokens);
+        (!plan.checks.is_empty()).then(|| (Arc::clone(d), plan))
+    }
+
     /// Whether picking needs counters at all (a single plain deployment with
     /// the default strategy does not, and costs nothing).
     fn needs_counts(&self, pool: &[&Arc<Deployment>], group_size: usize) -> bool {
@@ -130,6 +180,17 @@ impl Router {
     ) -> Look {
         let strategy = self.settings.strategy;
         let mut last_race = None;
+        // Nothing to read when no deployment can be cooling down and the
+        // choice does not depend on the counters: the reservation itself says
+        // whether there is room (one round trip instead of two with Redis).
+        // Only when it is refused are the counters read, to choose another
+        // deployment or to say why every one is full.
+        if !cooldowns && (pool.len() == 1 || strategy == Strategy::SimpleShuffle) {
+            let d = weighted(pool);
+            if let Ok(p) = self.reserve(&d, tokens).await {
+                return Look::Chosen(d, p);
+            }
+        }
         // A reservation lost to a concurrent call is looked at again at once.
         for _ in 0..3 {
             let mut probes = Vec::new();
@@ -255,11 +316,25 @@ impl Router {
     /// Reserves one request (and the prompt's tokens) on a deployment; refused
     /// if another call took its last room meanwhile.
     async fn reserve(&self, d: &Deployment, tokens: u64) -> Result<Permit, ProviderError> {
+        let plan = self.slot_plan(d, tokens);
+        if plan.checks.is_empty() {
+            return Ok(Permit::none());
+        }
+        match self.counters.reserve(&plan.checks).await {
+            Ok(levels) => Ok(self.slot_permit(d, plan, &levels, false)),
+            Err(_) => Err(ProviderError::new(
+                ErrorKind::RateLimited,
+                format!("deployment {} is at capacity", d.config.id),
+            )),
+        }
+    }
+
+    /// The counters a call on `d` reserves: its rpm, its tpm (also counted for
+    /// usage-based routing), its requests in flight (also for least-busy).
+    fn slot_plan(&self, d: &Deployment, tokens: u64) -> SlotPlan {
         let c = &d.config;
         let strategy = self.settings.strategy;
         let mut checks = Vec::new();
-        let mut in_flight = Vec::new();
-        let mut token_counters = Vec::new();
         if c.rpm.is_some() {
             checks.push(Check {
                 name: name(d, "rpm"),
@@ -284,50 +359,58 @@ impl Router {
                 amount: 1,
                 windowed: false,
             });
-            in_flight.push(name(d, "par"));
         }
-        if checks.is_empty() {
-            return Ok(Permit::none());
+        SlotPlan {
+            checks,
+            tokens: tokens.max(1),
         }
-        match self.counters.reserve(&checks).await {
-            Ok(levels) => {
-                let mut headers = RateHeaders::default();
-                for (chk, l) in checks.iter().zip(&levels) {
-                    let Some(limit) = chk.limit.filter(|_| chk.windowed) else {
-                        continue;
-                    };
-                    let v = Some((limit, limit.saturating_sub(l.used), l.reset_in));
-                    if chk.name.ends_with(":rpm") {
-                        headers.requests = v;
-                    } else {
-                        headers.tokens = v;
-                        token_counters.push((chk.name.clone(), l.window));
-                    }
-                }
-                if count_tokens && c.tpm.is_none() {
-                    if let Some(l) = levels.get(
-                        checks
-                            .iter()
-                            .position(|k| k.name.ends_with(":tpm"))
-                            .unwrap_or(0),
-                    ) {
-                        token_counters.push((name(d, "tpm"), l.window));
-                    }
-                }
-                Ok(Permit::new(
-                    &self.counters,
-                    &self.queue,
-                    headers,
-                    in_flight,
-                    token_counters,
-                    tokens.max(1),
-                ))
+    }
+
+    /// The permit for a reservation of `plan` that got `levels`. A `preset`
+    /// one (reserved with the caller's limits, before it is known whether the
+    /// call reaches the deployment) gives its request back if it is never used.
+    pub fn slot_permit(
+        &self,
+        d: &Deployment,
+        plan: SlotPlan,
+        levels: &[Level],
+        preset: bool,
+    ) -> Permit {
+        let mut headers = RateHeaders::default();
+        let mut in_flight = Vec::new();
+        let mut token_counters = Vec::new();
+        let mut requests = Vec::new();
+        for (chk, l) in plan.checks.iter().zip(levels) {
+            if !chk.windowed {
+                in_flight.push(chk.name.clone());
+                continue;
             }
-            Err(_) => Err(ProviderError::new(
-                ErrorKind::RateLimited,
-                format!("deployment {} is at capacity", c.id),
-            )),
+            let v = chk
+                .limit
+                .map(|limit| (limit, limit.saturating_sub(l.used), l.reset_in));
+            if chk.name.ends_with(":rpm") {
+                headers.requests = v;
+                requests.push((chk.name.clone(), l.window));
+            } else {
+                if v.is_some() {
+                    headers.tokens = v;
+                }
+                token_counters.push((chk.name.clone(), l.window));
+            }
         }
+        let _ = d;
+        let mut p = Permit::new(
+            &self.counters,
+            &self.queue,
+            headers,
+            in_flight,
+            token_counters,
+            plan.tokens,
+        );
+        if preset {
+            p.refund_unless_used(requests);
+        }
+        p
     }
 
     /// After a successful call: its latency, for latency-based routing.
@@ -414,7 +497,8 @@ pub fn class(kind: ErrorKind) -> ErrorClass {
         ErrorKind::BadRequest
         | ErrorKind::ContextWindowExceeded
         | ErrorKind::UnsupportedParams
-        | ErrorKind::NotFound => ErrorClass::BadRequest,
+        | ErrorKind::NotFound
+        | ErrorKind::Guardrail => ErrorClass::BadRequest,
         ErrorKind::Authentication | ErrorKind::PermissionDenied => ErrorClass::Authentication,
         ErrorKind::Timeout => ErrorClass::Timeout,
         ErrorKind::RateLimited => ErrorClass::RateLimit,

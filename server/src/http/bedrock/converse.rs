@@ -295,11 +295,16 @@ pub fn to_openai(
     if let Some(v) = body.get("promptVariables") {
         gateway.insert("promptVariables".into(), v.clone());
     }
-    for unsupported in [
-        "guardrailConfig",
-        "additionalModelResponseFieldPaths",
-        "performanceConfig",
-    ] {
+    // Bedrock's own guardrail field names a configured guardrail (by name).
+    if let Some(g) = body.get("guardrailConfig").filter(|v| !v.is_null()) {
+        let id = g
+            .get("guardrailIdentifier")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| invalid("guardrailConfig.guardrailIdentifier is required"))?;
+        gateway.insert("guardrails".into(), serde_json::json!([id]));
+    }
+    for unsupported in ["additionalModelResponseFieldPaths", "performanceConfig"] {
         if body.get(unsupported).is_some_and(|v| !v.is_null()) {
             return Err(invalid(format!(
                 "{unsupported} is not supported by this gateway yet"

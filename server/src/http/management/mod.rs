@@ -14,6 +14,7 @@
 //! `llm_api` keys cannot call these routes; `read_only` keys only read.
 
 mod cache;
+mod guardrails;
 mod keys;
 mod models;
 mod prompts;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<SharedState> {
         .merge(models::routes())
         .merge(prompts::routes())
         .merge(cache::routes())
+        .merge(guardrails::routes())
 }
 
 /// Whether a route reads or writes.

@@ -1,0 +1,169 @@
+//! `post_call` guardrails and `unmask` on a streamed answer. Text goes out as
+//! it arrives except for a short tail (as long as the longest match or
+//! placeholder could be), which waits for the next chunk or the end: a match
+//! is never cut in two, and a blocking match stops the stream before any of
+//! it is sent.
+
+use super::{blocked, Guardrail, Intervention, Masks};
+use crate::gateway::types::ChatChunk;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct StreamGuard {
+    filters: Vec<Arc<Guardrail>>,
+    /// The input's masked values (put back for the caller with `unmask`).
+    masks: Masks,
+    /// The same numbering, extended by values masked in the answer (never put back).
+    out_masks: Masks,
+    unmask: bool,
+    /// Bytes held back at the end of each choice's text.
+    hold: usize,
+    /// Text received but not sent, per choice.
+    pending: HashMap<u32, String>,
+    /// Per filter: time spent, whether it masked, whether it blocked.
+    seen: Vec<(Duration, bool, bool)>,
+}
+
+impl StreamGuard {
+    pub fn new(filters: Vec<Arc<Guardrail>>, masks: Masks, unmask: bool) -> StreamGuard {
+        let reach = filters
+            .iter()
+            .map(|g| g.filter().reach())
+            .max()
+            .unwrap_or(0);
+        let hold = reach.max(if unmask { masks.longest() } else { 0 });
+        let n = filters.len();
+        StreamGuard {
+            filters,
+            out_masks: masks.clone(),
+            masks,
+            unmask,
+            hold,
+            pending: HashMap::new(),
+            seen: vec![(Duration::ZERO, false, false); n],
+        }
+    }
+
+    /// Checks a chunk's text and replaces it with what may go out now (as
+    /// the model wrote it, post-call masks applied). A choice that finishes
+    /// releases all it held.
+    pub fn push(&mut self, chunk: &mut ChatChunk) -> Result<(), Intervention> {
+        for c in &mut chunk.choices {
+            let Some(text) = c.delta.content.take() else {
+                if c.finish_reason.is_some() {
+                    let rest = self.release(c.index, true)?;
+                    if !rest.is_empty() {
+                        c.delta.content = Some(rest);
+                    }
+                }
+                continue;
+            };
+            self.pending.entry(c.index).or_default().push_str(&text);
+            let out = self.release(c.index, c.finish_reason.is_some())?;
+            c.delta.content = Some(out);
+        }
+        Ok(())
+    }
+
+    /// Whatever is still held when the upstream ends without finishing, per choice.
+    pub fn flush(&mut self) -> Result<Vec<(u32, String)>, Intervention> {
+        let mut idx: Vec<u32> = self.pending.keys().copied().collect();
+        idx.sort_unstable();
+        let mut out = Vec::new();
+        for i in idx {
+            let t = self.release(i, true)?;
+            if !t.is_empty() {
+                out.push((i, t));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The caller's copy of text `push` released: masked input values put back.
+    pub fn unmask(&self, chunk: &mut ChatChunk) {
+        if !self.unmask {
+            return;
+        }
+        for c in &mut chunk.choices {
+            if let Some(t) = c.delta.content.as_mut() {
+                *t = self.masks.unmask(t);
+            }
+        }
+    }
+
+    fn release(&mut self, index: u32, all: bool) -> Result<String, Intervention> {
+        let Some(text) = self.pending.get_mut(&index) else {
+            return Ok(String::new());
+        };
+        let mut cut = if all {
+            text.len()
+        } else {
+            floor_boundary(text, text.len().saturating_sub(self.hold))
+        };
+        // Each filter: a blocking match anywhere stops the stream; a match
+        // running past the cut waits whole.
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for (i, g) in self.filters.iter().enumerate() {
+            let started = Instant::now();
+            let mut scratch = Masks::default();
+            let found = g.filter().apply(text, &mut scratch);
+            g.record(started, found.is_err());
+            self.seen[i].0 += started.elapsed();
+            if let Err(b) = found {
+                self.seen[i].2 = true;
+                return Err(blocked(&g.name, &b.what, "answer"));
+            }
+            spans.extend(g.filter().spans(text));
+        }
+        if self.unmask {
+            // Never split a placeholder.
+            if let Some(open) = text[..cut].rfind('[') {
+                if !text[open..cut].contains(']') && cut - open <= self.masks.longest() {
+                    cut = open;
+                }
+            }
+        }
+        for &(s, e) in &spans {
+            if s < cut && e > cut {
+                cut = s;
+            }
+        }
+        if cut == 0 {
+            return Ok(String::new());
+        }
+        let ready: String = text.drain(..cut).collect();
+        let mut out = ready;
+        for (i, g) in self.filters.iter().enumerate() {
+            if let Ok(Some(masked)) = g.filter().apply(&out, &mut self.out_masks) {
+                out = masked;
+                self.seen[i].1 = true;
+            }
+        }
+        Ok(out)
+    }
+
+    /// What each guardrail did over the whole stream, for the request log.
+    pub fn trail(&self) -> Vec<Value> {
+        self.filters
+            .iter()
+            .zip(&self.seen)
+            .map(|(g, (spent, masked, blocked))| {
+                serde_json::json!({
+                    "guardrail": g.name,
+                    "mode": "post_call",
+                    "outcome": if *blocked { "blocked" } else if *masked { "masked" } else { "passed" },
+                    "duration_ms": spent.as_secs_f64() * 1000.0,
+                })
+            })
+            .collect()
+    }
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
