@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::common::{
-    bedrock_error, finish_json, preflight, stream_response, Ev, Plan, Provider, Req,
+    bedrock_error, finish_json, json_response, preflight, stream_response, Ev, Plan, Provider, Req,
 };
 use crate::state::Shared;
 use crate::text::{
@@ -358,4 +358,135 @@ pub(crate) async fn invoke(st: Arc<Shared>, req: Req, model: String) -> Response
     };
     let bytes = serde_json::to_vec(&resp).unwrap_or_default();
     with_request_id(finish_json(StatusCode::OK, bytes, plan, None).await)
+}
+
+/// Words the mock guardrail blocks (any case).
+const GUARDRAIL_BLOCKED: &[&str] = &["forbidden", "blockme"];
+/// What the mock guardrail answers when it blocks.
+pub const GUARDRAIL_BLOCKED_MESSAGE: &str = "Sorry, the model cannot answer this question.";
+
+/// `POST /guardrail/{id}/version/{version}/apply` (ApplyGuardrail). One fixed
+/// policy for every guardrail: text with a blocked word is blocked (a word
+/// policy assessment, the blocked message as output); email addresses are
+/// anonymized to `{EMAIL}`, a capitalised word after `Mr.`/`Ms.`/`Dr.` to
+/// `{NAME}` (a PII assessment, the anonymized text as output);
+/// anything else passes. An identifier starting with `missing` is not found.
+pub(crate) async fn apply_guardrail(
+    st: Arc<Shared>,
+    req: Req,
+    id: String,
+    version: String,
+) -> Response {
+    if !auth_ok(&st, &req) {
+        return Provider::Bedrock.error(403, None, None);
+    }
+    if id.starts_with("missing") {
+        return bedrock_error(
+            404,
+            "ResourceNotFoundException",
+            &format!("The guardrail {id} was not found."),
+        );
+    }
+    if version.is_empty() {
+        return validation("guardrailVersion is required.");
+    }
+    let Some(body) = req.json.as_ref() else {
+        return validation("Malformed input request");
+    };
+    let source = body.get("source").and_then(Value::as_str).unwrap_or("");
+    if source != "INPUT" && source != "OUTPUT" {
+        return validation("source must be INPUT or OUTPUT.");
+    }
+    let texts: Vec<String> = body
+        .get("content")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|b| b.pointer("/text/text").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    let units = texts.iter().map(|t| t.len().div_ceil(1000)).sum::<usize>();
+    let usage = json!({
+        "topicPolicyUnits": units, "contentPolicyUnits": units, "wordPolicyUnits": units,
+        "sensitiveInformationPolicyUnits": units, "sensitiveInformationPolicyFreeUnits": 0,
+        "contextualGroundingPolicyUnits": 0,
+    });
+    let blocked = texts.iter().find_map(|t| {
+        let lower = t.to_lowercase();
+        GUARDRAIL_BLOCKED
+            .iter()
+            .find(|w| lower.contains(*w))
+            .map(|w| w.to_string())
+    });
+    if let Some(word) = blocked {
+        return json_response(
+            StatusCode::OK,
+            &json!({
+                "action": "GUARDRAIL_INTERVENED",
+                "actionReason": "Guardrail blocked.",
+                "outputs": [{"text": GUARDRAIL_BLOCKED_MESSAGE}],
+                "assessments": [{"wordPolicy": {"customWords": [{"match": word, "action": "BLOCKED", "detected": true}]}}],
+                "usage": usage,
+            }),
+        );
+    }
+    let mut anonymized = false;
+    let mut matches = Vec::new();
+    let outputs: Vec<Value> = texts
+        .iter()
+        .map(|t| {
+            let mut after_title = false;
+            let words: Vec<String> = t
+                .split(' ')
+                .map(|w| {
+                    // A name after a title, as Bedrock's NAME entity.
+                    if std::mem::replace(&mut after_title, matches!(w, "Mr." | "Ms." | "Dr."))
+                        && w.chars().next().is_some_and(char::is_uppercase)
+                    {
+                        anonymized = true;
+                        matches.push(
+                            w.trim_end_matches(|c: char| !c.is_alphanumeric())
+                                .to_string(),
+                        );
+                        return "{NAME}".to_string();
+                    }
+                    let bare =
+                        w.trim_matches(|c: char| !c.is_alphanumeric() && c != '@' && c != '.');
+                    let bare = bare.trim_end_matches('.');
+                    if bare.contains('@') && bare.contains('.') && !bare.starts_with('@') {
+                        anonymized = true;
+                        matches.push(bare.to_string());
+                        w.replace(bare, "{EMAIL}")
+                    } else {
+                        w.to_string()
+                    }
+                })
+                .collect();
+            json!({"text": words.join(" ")})
+        })
+        .collect();
+    if !anonymized {
+        return json_response(
+            StatusCode::OK,
+            &json!({"action": "NONE", "outputs": [], "assessments": [{}], "usage": usage}),
+        );
+    }
+    let pii: Vec<Value> = matches
+        .iter()
+        .map(|m| {
+            let kind = if m.contains('@') { "EMAIL" } else { "NAME" };
+            json!({"match": m, "type": kind, "action": "ANONYMIZED", "detected": true})
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "action": "GUARDRAIL_INTERVENED",
+            "actionReason": "Guardrail masked.",
+            "outputs": outputs,
+            "assessments": [{"sensitiveInformationPolicy": {"piiEntities": pii}}],
+            "usage": usage,
+        }),
+    )
 }

@@ -92,6 +92,15 @@ async fn br_converse_stream(State(st): St, req: Request) -> Response {
     bedrock::converse(st, r, model, true).await
 }
 
+async fn br_apply_guardrail(
+    State(st): St,
+    Path((id, version)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let r = take_req!(st, req);
+    bedrock::apply_guardrail(st, r, percent_decode(&id), percent_decode(&version)).await
+}
+
 async fn br_invoke(State(st): St, req: Request) -> Response {
     let model = bedrock_model(req.uri().path());
     let r = take_req!(st, req);
@@ -224,6 +233,10 @@ fn router(st: Arc<Shared>) -> Router {
             post(br_converse_stream),
         )
         .route("/model/{model_id}/invoke", post(br_invoke))
+        .route(
+            "/guardrail/{id}/version/{version}/apply",
+            post(br_apply_guardrail),
+        )
         .route("/prompts/{prompt_id}", get(ba_get_prompt))
         .route("/prompts/{prompt_id}/", get(ba_get_prompt))
         .route(

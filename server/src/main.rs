@@ -126,6 +126,9 @@ fn init_tracing() {
 
 async fn check_config(path: &std::path::Path) -> Result<(), String> {
     let (cfg, _) = catalog::load_config(Some(path.to_path_buf())).await?;
+    gateway::guardrails::Guardrails::build(&cfg.guardrails)
+        .await
+        .map_err(|(p, reason)| format!("config {}: {p}: {reason}", cfg.source))?;
     for w in &cfg.warnings {
         println!("warning: {w}");
     }
@@ -237,13 +240,9 @@ async fn serve(
             Some(Arc::new(cache))
         }
     };
-    let mut guard_warnings = Vec::new();
-    let guardrails =
-        gateway::guardrails::Guardrails::build(&cfg.guardrails, &mut guard_warnings)
-            .map_err(|(path, reason)| format!("config {}: {path}: {reason}", cfg.source))?;
-    for w in &guard_warnings {
-        tracing::warn!("config {}: {w}", cfg.source);
-    }
+    let guardrails = gateway::guardrails::Guardrails::build(&cfg.guardrails)
+        .await
+        .map_err(|(path, reason)| format!("config {}: {path}: {reason}", cfg.source))?;
     let (log_sink, log_writer) = logs::LogWriter::start(store.clone(), directory.clone());
     if env.get("TOLLGATE_SALT_KEY").is_none() && env.get("LITELLM_SALT_KEY").is_none() {
         tracing::info!("no TOLLGATE_SALT_KEY: provider keys of models added through the API are sealed with the master key, and cannot be read if it changes");

@@ -92,7 +92,6 @@ impl GuardrailMode {
 }
 
 #[derive(Debug, Clone)]
-#[allow(dead_code)]
 pub struct GuardrailConfig {
     pub name: String,
     /// Where it was configured, for errors (`guardrails[2]`).
@@ -104,11 +103,8 @@ pub struct GuardrailConfig {
     pub info: Option<Value>,
     pub kind: GuardrailKind,
 }
-// `stream_window_chars` and the Bedrock fields are read and checked at start;
-// the Bedrock guardrail that acts on them is not built yet (it is warned about).
 
 #[derive(Debug, Clone)]
-#[allow(dead_code)]
 pub enum GuardrailKind {
     /// The built-in filter: patterns, banned words, input size.
     Content {

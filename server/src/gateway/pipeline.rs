@@ -380,18 +380,15 @@ impl<'s> Call<'s> {
         }
     }
 
-    /// Runs the input guardrails of `mode` (pre-call ones may mask the request).
-    fn guard_input(
-        &mut self,
-        mode: GuardrailMode,
-        req: &mut ChatRequest,
-    ) -> Result<(), GatewayError> {
-        if !self.guards.has(mode) {
+    /// Runs the pre-call guardrails (they may mask the request).
+    async fn guard_input(&mut self, req: &mut ChatRequest) -> Result<(), GatewayError> {
+        if !self.guards.has(GuardrailMode::PreCall) {
             return Ok(());
         }
         self.guards
-            .check_input(mode, req)
-            .map_err(GatewayError::Guardrail)
+            .check_input(GuardrailMode::PreCall, req)
+            .await
+            .map_err(guardrail_error)
     }
 
     /// A call whose answer a guardrail refused: its usage is counted and
@@ -597,6 +594,31 @@ impl<'s> Call<'s> {
     }
 }
 
+/// A guardrail's refusal, or (when it could not be asked) a 503.
+fn guardrail_error(iv: Intervention) -> GatewayError {
+    if iv.unavailable {
+        GatewayError::Unavailable(iv.message)
+    } else {
+        GatewayError::Guardrail(iv)
+    }
+}
+
+/// Runs `call` and, beside it, the `during_call` guardrails on the request.
+async fn with_during<T>(
+    guards: &mut guardrails::Active,
+    req: &ChatRequest,
+    call: impl std::future::Future<Output = T>,
+) -> (T, Result<(), Intervention>) {
+    match guards.during_check(req) {
+        None => (call.await, Ok(())),
+        Some(check) => {
+            let (out, (trail, verdict)) = tokio::join!(call, check);
+            guards.absorb(trail);
+            (out, verdict)
+        }
+    }
+}
+
 /// A non-streamed chat answer.
 pub async fn chat(
     state: &AppState,
@@ -606,10 +628,8 @@ pub async fn chat(
     prompts::apply(state, &mut req).await?;
     let mut model = req.model.clone();
     let (mut call, mut gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, false)?;
-    for mode in [GuardrailMode::PreCall, GuardrailMode::DuringCall] {
-        if let Err(e) = call.guard_input(mode, &mut req) {
-            return Err(call.fail(e));
-        }
+    if let Err(e) = call.guard_input(&mut req).await {
+        return Err(call.fail(e));
     }
     let history = match history::begin(state, meta.auth, &model, &mut req).await {
         Ok(h) => h,
@@ -628,7 +648,7 @@ pub async fn chat(
                 .usage
                 .clone()
                 .unwrap_or_else(|| tokens::estimate(&req, tokens::completion(&answer)));
-            if let Err(iv) = call.guards.check_output(&mut answer) {
+            if let Err(iv) = call.guards.check_output(&mut answer).await {
                 return Err(call.blocked_after_call(&dep, &usage, iv));
             }
             let mut caller = answer.clone();
@@ -644,26 +664,43 @@ pub async fn chat(
     let router = state.router.load_full();
     let drop_default = router.drop_params;
     let req = Arc::new(req);
-    let result = router
-        .route(&model, &gp.opts, |dep, _| {
-            let req = Arc::clone(&req);
-            let drop_params = gp
-                .drop_params
-                .or(dep.config.drop_params)
-                .unwrap_or(drop_default);
-            let server_model = gp.server_model.clone();
-            async move {
-                dep.provider
-                    .chat(
-                        for_deployment(&req, &dep, server_model.as_deref()),
-                        drop_params,
-                    )
-                    .await
-            }
-        })
-        .await;
-    match result {
-        Ok(mut routed) => {
+    let routing = router.route(&model, &gp.opts, |dep, _| {
+        let req = Arc::clone(&req);
+        let drop_params = gp
+            .drop_params
+            .or(dep.config.drop_params)
+            .unwrap_or(drop_default);
+        let server_model = gp.server_model.clone();
+        async move {
+            dep.provider
+                .chat(
+                    for_deployment(&req, &dep, server_model.as_deref()),
+                    drop_params,
+                )
+                .await
+        }
+    });
+    let (result, during) = with_during(&mut call.guards, &req, routing).await;
+    match (result, during) {
+        (Ok(mut routed), Err(iv)) => {
+            call.routed(&routed);
+            let usage = routed
+                .value
+                .usage
+                .take()
+                .unwrap_or_else(|| tokens::estimate(&req, tokens::completion(&routed.value)));
+            routed
+                .slot
+                .settle(usage.prompt_tokens + usage.completion_tokens);
+            Err(match guardrail_error(iv) {
+                GatewayError::Guardrail(iv) => {
+                    call.blocked_after_call(&routed.deployment, &usage, iv)
+                }
+                e => call.fail(e),
+            })
+        }
+        (Err(_), Err(iv)) => Err(call.fail(guardrail_error(iv))),
+        (Ok(mut routed), Ok(())) => {
             let info = call.routed(&routed);
             // An upstream that reports no usage is counted here, and the caller sees the count.
             let usage = match &routed.value.usage {
@@ -677,8 +714,13 @@ pub async fn chat(
             routed
                 .slot
                 .settle(usage.prompt_tokens + usage.completion_tokens);
-            if let Err(iv) = call.guards.check_output(&mut routed.value) {
-                return Err(call.blocked_after_call(&routed.deployment, &usage, iv));
+            if let Err(iv) = call.guards.check_output(&mut routed.value).await {
+                return Err(match guardrail_error(iv) {
+                    GatewayError::Guardrail(iv) => {
+                        call.blocked_after_call(&routed.deployment, &usage, iv)
+                    }
+                    e => call.fail(e),
+                });
             }
             let unmask = call.guards.unmasks().then(|| call.guards.masks.clone());
             call.succeed(&routed.deployment, &usage);
@@ -711,7 +753,7 @@ pub async fn chat(
             }
             Ok((answer, info))
         }
-        Err(e) => Err(call.fail(GatewayError::Route(e))),
+        (Err(e), Ok(())) => Err(call.fail(GatewayError::Route(e))),
     }
 }
 
@@ -726,13 +768,9 @@ pub async fn chat_stream(
     let include_usage = req.include_usage();
     let mut model = req.model.clone();
     let (mut call, mut gp) = Call::begin(state, &meta, "chat", &mut model, &mut req.extra, true)?;
-    for mode in [GuardrailMode::PreCall, GuardrailMode::DuringCall] {
-        if let Err(e) = call.guard_input(mode, &mut req) {
-            return Err(call.fail(e));
-        }
+    if let Err(e) = call.guard_input(&mut req).await {
+        return Err(call.fail(e));
     }
-    let guard = call.guards.stream_guard();
-    call.log.guardrails = call.guards.trail();
     let history = match history::begin(state, meta.auth, &model, &mut req).await {
         Ok(h) => h,
         Err(e) => return Err(call.fail(e)),
@@ -753,6 +791,8 @@ pub async fn chat_stream(
                     .map(|h| (h.session.session_id.clone(), h.turns_sent));
                 call.log.ttft_ms = Some(call.started.elapsed().as_millis() as u64);
                 let rest: ChunkStream = futures::stream::iter(chunks.map(Ok)).boxed();
+                let guard = call.guards.stream_guard();
+                call.log.guardrails = call.guards.trail();
                 let stream = LoggedStream::new(
                     state,
                     call,
@@ -773,35 +813,40 @@ pub async fn chat_stream(
     let router = state.router.load_full();
     let drop_default = router.drop_params;
     let req = Arc::new(req);
-    let result = router
-        .route(&model, &gp.opts, |dep, _| {
-            let req = Arc::clone(&req);
-            let drop_params = gp
-                .drop_params
-                .or(dep.config.drop_params)
-                .unwrap_or(drop_default);
-            let server_model = gp.server_model.clone();
-            async move {
-                let mut s = dep
-                    .provider
-                    .chat_stream(
-                        for_deployment(&req, &dep, server_model.as_deref()),
-                        drop_params,
-                    )
-                    .await?;
-                match s.next().await {
-                    Some(Ok(first)) => Ok((first, s)),
-                    Some(Err(e)) => Err(e),
-                    None => Err(ProviderError::new(
-                        ErrorKind::BadResponse,
-                        "the upstream closed the stream before sending anything",
-                    )),
-                }
+    let routing = router.route(&model, &gp.opts, |dep, _| {
+        let req = Arc::clone(&req);
+        let drop_params = gp
+            .drop_params
+            .or(dep.config.drop_params)
+            .unwrap_or(drop_default);
+        let server_model = gp.server_model.clone();
+        async move {
+            let mut s = dep
+                .provider
+                .chat_stream(
+                    for_deployment(&req, &dep, server_model.as_deref()),
+                    drop_params,
+                )
+                .await?;
+            match s.next().await {
+                Some(Ok(first)) => Ok((first, s)),
+                Some(Err(e)) => Err(e),
+                None => Err(ProviderError::new(
+                    ErrorKind::BadResponse,
+                    "the upstream closed the stream before sending anything",
+                )),
             }
-        })
-        .await;
-    match result {
-        Ok(routed) => {
+        }
+    });
+    let (result, during) = with_during(&mut call.guards, &req, routing).await;
+    match (result, during) {
+        // The answer waits for the during-call check; refused, it never starts.
+        (Ok(routed), Err(iv)) => {
+            call.routed(&routed);
+            Err(call.fail(guardrail_error(iv)))
+        }
+        (Err(_), Err(iv)) => Err(call.fail(guardrail_error(iv))),
+        (Ok(routed), Ok(())) => {
             let mut info = call.routed(&routed);
             info.session = history
                 .as_ref()
@@ -813,6 +858,41 @@ pub async fn chat_stream(
                 slot,
                 ..
             } = routed;
+            // Bedrock guardrails on the answer: held and checked window by window.
+            let bedrock = call.guards.bedrock_post_call();
+            let (first, rest) = if bedrock.is_empty() {
+                (first, rest)
+            } else {
+                let mut checked = guardrails::bedrock_windows(
+                    futures::stream::once(async { Ok(first) })
+                        .chain(rest)
+                        .boxed(),
+                    bedrock.clone(),
+                );
+                match checked.next().await {
+                    Some(Ok(first)) => (first, checked),
+                    Some(Err(e)) if e.kind == ErrorKind::Guardrail => {
+                        let name = bedrock
+                            .iter()
+                            .find(|g| e.message.contains(&format!("guardrail {}:", g.name)))
+                            .map(|g| g.name.clone())
+                            .unwrap_or_default();
+                        return Err(call.fail(GatewayError::Guardrail(Intervention {
+                            guardrail: name,
+                            message: e.message,
+                            unavailable: false,
+                        })));
+                    }
+                    Some(Err(e)) => return Err(call.fail(GatewayError::Unavailable(e.message))),
+                    None => {
+                        return Err(call.fail(GatewayError::Unavailable(
+                            "the upstream closed the stream before sending anything".into(),
+                        )))
+                    }
+                }
+            };
+            let guard = call.guards.stream_guard();
+            call.log.guardrails = call.guards.trail();
             if let Some((_, plan)) = &cached {
                 info.cache = Some(CacheInfo {
                     hit: false,
@@ -835,7 +915,7 @@ pub async fn chat_stream(
             );
             Ok((stream, info))
         }
-        Err(e) => Err(call.fail(GatewayError::Route(e))),
+        (Err(e), Ok(())) => Err(call.fail(GatewayError::Route(e))),
     }
 }
 

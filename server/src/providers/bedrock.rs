@@ -5,7 +5,7 @@ mod convert;
 pub mod prompts;
 
 use super::{completion_id, now_secs, ChunkStream, ErrorKind, ProviderError};
-use crate::config::DeploymentConfig;
+use crate::config::{AwsParams, DeploymentConfig};
 use crate::gateway::types::{
     ChatChunk, ChatRequest, ChatResponse, Delta, Embedding, EmbeddingData, EmbeddingRequest,
     EmbeddingResponse, EmbeddingUsage, EncodingFormat, FunctionCallDelta, ToolCallDelta,
@@ -18,6 +18,51 @@ use aws_sdk_bedrockruntime::types::{
 };
 use aws_sdk_bedrockruntime::Client;
 use serde_json::{json, Value};
+
+/// A Bedrock runtime client for these AWS settings (credentials, profile or
+/// role, region, endpoint), with the SDK's retries off: the router owns them.
+pub async fn client(aws: &AwsParams) -> Client {
+    // The region is always explicit, so the SDK never asks instance metadata for it.
+    let region = aws
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".into());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region))
+        // The router owns retries and fallbacks.
+        .retry_config(aws_config::retry::RetryConfig::disabled());
+    if let (Some(ak), Some(sk)) = (&aws.access_key_id, &aws.secret_access_key) {
+        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+            ak.expose(),
+            sk.expose(),
+            aws.session_token.as_ref().map(|t| t.expose().to_string()),
+            None,
+            "tollgate-config",
+        ));
+    } else if let Some(profile) = &aws.profile {
+        loader = loader.profile_name(profile);
+    }
+    let sdk = loader.load().await;
+    let mut conf = aws_sdk_bedrockruntime::config::Builder::from(&sdk);
+    if let Some(role) = &aws.role_name {
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+            .session_name(
+                aws.session_name
+                    .clone()
+                    .unwrap_or_else(|| "tollgate".into()),
+            )
+            .configure(&sdk)
+            .build()
+            .await;
+        conf = conf.credentials_provider(provider);
+    }
+    if let Some(endpoint) = &aws.endpoint {
+        conf = conf.endpoint_url(endpoint);
+    }
+    Client::from_conf(conf.build())
+}
 
 /// Converse and ConverseStream take the same input through two builder types.
 macro_rules! converse_input {
@@ -39,48 +84,8 @@ pub struct Bedrock {
 
 impl Bedrock {
     pub async fn new(d: &DeploymentConfig) -> Self {
-        let aws = &d.aws;
-        // The region is always explicit, so the SDK never asks instance metadata for it.
-        let region = aws
-            .region
-            .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-            .unwrap_or_else(|| "us-east-1".into());
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region))
-            // The router owns retries and fallbacks.
-            .retry_config(aws_config::retry::RetryConfig::disabled());
-        if let (Some(ak), Some(sk)) = (&aws.access_key_id, &aws.secret_access_key) {
-            loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-                ak.expose(),
-                sk.expose(),
-                aws.session_token.as_ref().map(|t| t.expose().to_string()),
-                None,
-                "tollgate-config",
-            ));
-        } else if let Some(profile) = &aws.profile {
-            loader = loader.profile_name(profile);
-        }
-        let sdk = loader.load().await;
-        let mut conf = aws_sdk_bedrockruntime::config::Builder::from(&sdk);
-        if let Some(role) = &aws.role_name {
-            let provider = aws_config::sts::AssumeRoleProvider::builder(role)
-                .session_name(
-                    aws.session_name
-                        .clone()
-                        .unwrap_or_else(|| "tollgate".into()),
-                )
-                .configure(&sdk)
-                .build()
-                .await;
-            conf = conf.credentials_provider(provider);
-        }
-        if let Some(endpoint) = &aws.endpoint {
-            conf = conf.endpoint_url(endpoint);
-        }
         Bedrock {
-            client: Client::from_conf(conf.build()),
+            client: client(&d.aws).await,
             model: d.upstream_model.clone(),
         }
     }

@@ -20,6 +20,7 @@ from conftest import MASTER_KEY, start_gateway, wait_until
 
 
 def guard_config(mock: str) -> str:
+    aws = f"aws_bedrock_runtime_endpoint: {mock}\n              aws_access_key_id: AKIDTOLLGATETEST\n              aws_secret_access_key: guard-secret\n              aws_region_name: us-east-1"
     return textwrap.dedent(
         f"""
         model_list:
@@ -87,6 +88,38 @@ def guard_config(mock: str) -> str:
                   action: MASK
             guardrail_info:
               owner: support
+          - guardrail_name: bedrock-guard
+            litellm_params:
+              guardrail: bedrock
+              mode: [pre_call, post_call]
+              guardrailIdentifier: gr0mock1
+              guardrailVersion: "1"
+              mask_request_content: true
+              mask_response_content: true
+              stream_window_chars: 40
+              {aws}
+          - guardrail_name: bedrock-during
+            litellm_params:
+              guardrail: bedrock
+              mode: during_call
+              guardrailIdentifier: gr0mock2
+              guardrailVersion: DRAFT
+              {aws}
+          - guardrail_name: bedrock-out
+            litellm_params:
+              guardrail: bedrock
+              mode: post_call
+              guardrailIdentifier: gr0mock3
+              guardrailVersion: "1"
+              stream_window_chars: 40
+              {aws}
+          - guardrail_name: bedrock-gone
+            litellm_params:
+              guardrail: bedrock
+              mode: pre_call
+              guardrailIdentifier: missing1
+              guardrailVersion: "1"
+              {aws}
         """
     )
 
@@ -107,7 +140,12 @@ def client(url, key=MASTER_KEY):
 
 
 def upstream_bodies(mock, marker):
-    return [json.dumps(r.get("body")) for r in httpx.get(mock.url + "/__mock/requests").json() if marker in json.dumps(r.get("body"))]
+    """The chat requests the model got that carry `marker` (not guardrail calls)."""
+    return [
+        json.dumps(r.get("body"))
+        for r in httpx.get(mock.url + "/__mock/requests").json()
+        if r.get("path", "").endswith("/chat/completions") and marker in json.dumps(r.get("body"))
+    ]
 
 
 def test_personal_data_is_masked_before_the_call_and_given_back_to_the_caller(gw, mock):
@@ -303,3 +341,94 @@ def test_a_bad_pattern_stops_the_start(mock, slow_mock, tmp_path_factory):
     with pytest.raises(RuntimeError) as e:
         start_gateway(mock.url, slow_mock.url, tmp_path_factory.mktemp("badguard"), config_text=cfg)
     assert "guardrails[6].litellm_params.patterns[0].pattern" in str(e.value)
+
+
+def test_a_blocked_stream_before_its_first_window_is_a_plain_400(gw):
+    with pytest.raises(openai.BadRequestError) as e:
+        client(gw.url).chat.completions.create(
+            model="guarded",
+            messages=[{"role": "user", "content": "forbidden"}],
+            stream=True,
+            extra_body={"guardrails": ["bedrock-out"]},
+        )
+    assert e.value.body["guardrail"] == "bedrock-out"
+
+
+def guardrail_calls(mock, ident):
+    return [r for r in httpx.get(mock.url + "/__mock/requests").json() if f"/guardrail/{ident}/" in r.get("path", "")]
+
+
+def test_a_bedrock_guardrail_anonymizes_the_input_and_blocks_for_any_provider(gw, mock):
+    marker = uuid.uuid4().hex
+    c = client(gw.url)
+    # Anonymized by ApplyGuardrail before an OpenAI-backed model sees it.
+    r = c.chat.completions.create(
+        model="guarded",
+        messages=[{"role": "user", "content": f"{marker} call Mr. Pemberton today"}],
+        extra_body={"guardrails": ["bedrock-guard"]},
+    )
+    sent = upstream_bodies(mock, marker)
+    assert len(sent) == 1 and "Pemberton" not in sent[0] and "Mr. {NAME}" in sent[0]
+    assert "Pemberton" not in r.choices[0].message.content
+    calls = guardrail_calls(mock, "gr0mock1")
+    sources = [json.loads(x["body"]) if isinstance(x["body"], str) else x["body"] for x in calls]
+    assert {b["source"] for b in sources} >= {"INPUT", "OUTPUT"}
+    # Blocked with the guardrail's own message; nothing reaches the model.
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(
+            model="guarded",
+            messages=[{"role": "user", "content": f"{marker}-2 this is forbidden"}],
+            extra_body={"guardrails": ["bedrock-guard"]},
+        )
+    assert e.value.body["guardrail"] == "bedrock-guard"
+    assert "Sorry, the model cannot answer this question." in e.value.body["message"]
+    assert upstream_bodies(mock, f"{marker}-2") == []
+
+
+def test_bedrock_guardrail_on_a_streamed_answer_checks_windows(gw, mock):
+    c = client(gw.url)
+    # Passes: the answer streams in windows, unchanged.
+    words = " ".join(f"word{i}" for i in range(30))
+    stream = c.chat.completions.create(
+        model="guarded",
+        messages=[{"role": "user", "content": words}],
+        stream=True,
+        extra_body={"guardrails": ["bedrock-guard"]},
+    )
+    pieces = [ch.choices[0].delta.content or "" for ch in stream if ch.choices]
+    assert "".join(pieces).endswith(words)
+    assert len([p for p in pieces if p]) > 3
+    # A window that trips it cuts the stream; what came before was sent.
+    late = " ".join(f"w{i}" for i in range(40)) + " forbidden end"
+    stream = c.chat.completions.create(
+        model="guarded",
+        messages=[{"role": "user", "content": late}],
+        stream=True,
+        extra_body={"guardrails": ["bedrock-out"]},
+    )
+    got = []
+    with pytest.raises(openai.APIError) as cut:
+        for ch in stream:
+            if ch.choices:
+                got.append(ch.choices[0].delta.content or "")
+    assert "bedrock-out" in str(cut.value)
+    assert "w0" in "".join(got) and "forbidden" not in "".join(got)
+    # A during-call check that refuses holds the stream back: it never starts.
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(
+            model="guarded",
+            messages=[{"role": "user", "content": "blockme please"}],
+            stream=True,
+            extra_body={"guardrails": ["bedrock-during"]},
+        )
+    assert "bedrock-during" in e.value.body["message"]
+
+
+def test_an_unreachable_bedrock_guardrail_fails_closed_with_503(gw):
+    with pytest.raises(openai.InternalServerError) as e:
+        client(gw.url).chat.completions.create(
+            model="guarded",
+            messages=[{"role": "user", "content": "hello"}],
+            extra_body={"guardrails": ["bedrock-gone"]},
+        )
+    assert e.value.status_code == 503 and "missing1" in e.value.body["message"]

@@ -11,6 +11,7 @@
 //! the caller's answer gets the originals back, while logs, history and the
 //! cache keep the placeholders.
 
+mod bedrock;
 pub mod content;
 mod stream;
 
@@ -19,17 +20,21 @@ use crate::directory::KeyEntry;
 use crate::gateway::types::{ChatRequest, ChatResponse, Content, ContentPart};
 use content::{Action, ContentFilter, Masks, Word};
 use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use stream::StreamGuard;
+pub use stream::{bedrock_windows, StreamGuard};
 
-/// A guardrail stopped the call.
+/// A guardrail stopped the call: it refused the text, or (`unavailable`) it
+/// could not be asked, and the call is not let through unchecked.
 #[derive(Debug, Clone)]
 pub struct Intervention {
     pub guardrail: String,
     pub message: String,
+    pub unavailable: bool,
 }
 
 /// Every configured guardrail.
@@ -46,6 +51,8 @@ pub struct Guardrail {
     pub provider: &'static str,
     pub info: Option<Value>,
     engine: Engine,
+    /// Bedrock on streams: characters checked at a time.
+    window: usize,
     /// Checks run and their total time, for `/guardrails/list`.
     pub checks: AtomicU64,
     pub micros: AtomicU64,
@@ -54,14 +61,12 @@ pub struct Guardrail {
 
 enum Engine {
     Content(ContentFilter),
+    Bedrock(bedrock::BedrockGuard),
 }
 
 impl Guardrails {
     /// Compiles the configured guardrails; `Err` names the config path and why.
-    pub fn build(
-        cfgs: &[GuardrailConfig],
-        warnings: &mut Vec<String>,
-    ) -> Result<Guardrails, (String, String)> {
+    pub async fn build(cfgs: &[GuardrailConfig]) -> Result<Guardrails, (String, String)> {
         let mut list = Vec::new();
         for c in cfgs {
             let engine = match &c.kind {
@@ -96,15 +101,25 @@ impl Guardrails {
                             .map_err(|e| (format!("{}.litellm_params", c.path), e))?,
                     )
                 }
-                GuardrailKind::Bedrock { .. } => {
-                    warnings.push(format!(
-                        "{}.litellm_params.guardrail: bedrock ({}) is not supported yet by Tollgate; it is not applied, and requests naming it are refused",
-                        c.path, c.name
-                    ));
-                    continue;
-                }
+                GuardrailKind::Bedrock {
+                    identifier,
+                    version,
+                    aws,
+                    mask_request,
+                    mask_response,
+                } => Engine::Bedrock(
+                    bedrock::BedrockGuard::new(
+                        identifier,
+                        version,
+                        aws,
+                        *mask_request,
+                        *mask_response,
+                    )
+                    .await,
+                ),
             };
             list.push(Arc::new(Guardrail {
+                window: c.stream_window_chars.unwrap_or(400),
                 name: c.name.clone(),
                 modes: c.modes.clone(),
                 default_on: c.default_on,
@@ -147,7 +162,11 @@ impl Guardrails {
         let mut list: Vec<Arc<Guardrail>> =
             self.list.iter().filter(|g| g.default_on).cloned().collect();
         for n in &names {
-            let Some(g) = self.list.iter().find(|g| &g.name == n) else {
+            let Some(g) = self
+                .list
+                .iter()
+                .find(|g| &g.name == n || g.bedrock_id() == Some(n.as_str()))
+            else {
                 let known: Vec<&str> = self.list.iter().map(|g| g.name.as_str()).collect();
                 return Err(if known.is_empty() {
                     format!("Unknown guardrail {n:?}: no guardrails are configured.")
@@ -191,7 +210,7 @@ impl Active {
 
     /// Runs the `mode` guardrails on the request's text. `pre_call` ones may
     /// mask it; `during_call` ones only block (the input has gone already).
-    pub fn check_input(
+    pub async fn check_input(
         &mut self,
         mode: GuardrailMode,
         req: &mut ChatRequest,
@@ -206,6 +225,7 @@ impl Active {
             let started = Instant::now();
             let out = match &g.engine {
                 Engine::Content(f) => content_input(&g.name, f, req, &mut self.masks, mode),
+                Engine::Bedrock(b) => bedrock_input(&g.name, b, req, mode).await,
             };
             self.note(&g, mode, started, &out);
             out?;
@@ -224,6 +244,38 @@ impl Active {
         self.trail.push(trail_entry(&g.name, mode, started, out));
     }
 
+    /// The `during_call` guardrails as a check of their own on a copy of the
+    /// request, to run beside the call: what they did, and their verdict.
+    #[allow(clippy::type_complexity)]
+    pub fn during_check(
+        &self,
+        req: &ChatRequest,
+    ) -> Option<Pin<Box<dyn Future<Output = (Vec<Value>, Result<(), Intervention>)> + Send>>> {
+        let list: Vec<Arc<Guardrail>> = self
+            .list
+            .iter()
+            .filter(|g| g.modes.contains(&GuardrailMode::DuringCall))
+            .cloned()
+            .collect();
+        if list.is_empty() {
+            return None;
+        }
+        let mut copy = req.clone();
+        Some(Box::pin(async move {
+            let mut a = Active {
+                list,
+                ..Default::default()
+            };
+            let r = a.check_input(GuardrailMode::DuringCall, &mut copy).await;
+            (a.trail, r)
+        }))
+    }
+
+    /// Adds what a separate check did to this call's record.
+    pub fn absorb(&mut self, trail: Vec<Value>) {
+        self.trail.extend(trail);
+    }
+
     /// What the guardrails did, for the request log (`None` when none ran).
     pub fn trail(&self) -> Option<Value> {
         (!self.trail.is_empty()).then(|| Value::Array(self.trail.clone()))
@@ -231,7 +283,7 @@ impl Active {
 
     /// Runs the `post_call` guardrails on a whole answer (masking or
     /// blocking); `unmask` then gives the caller its own values back.
-    pub fn check_output(&mut self, resp: &mut ChatResponse) -> Result<(), Intervention> {
+    pub async fn check_output(&mut self, resp: &mut ChatResponse) -> Result<(), Intervention> {
         // Values masked in the answer continue the input's numbering but are
         // never put back.
         let mut out_masks = self.masks.clone();
@@ -263,6 +315,7 @@ impl Active {
                     }
                     r
                 }
+                Engine::Bedrock(b) => bedrock_output(&g.name, b, resp).await,
             };
             self.note(&g, GuardrailMode::PostCall, started, &out);
             out?;
@@ -282,12 +335,21 @@ impl Active {
         }
     }
 
+    /// The Bedrock guardrails that check a streamed answer, window by window.
+    pub fn bedrock_post_call(&self) -> Vec<Arc<Guardrail>> {
+        self.list
+            .iter()
+            .filter(|g| g.modes.contains(&GuardrailMode::PostCall) && g.bedrock_id().is_some())
+            .cloned()
+            .collect()
+    }
+
     /// What checks a streamed answer, if anything does.
     pub fn stream_guard(&self) -> Option<StreamGuard> {
         let filters: Vec<Arc<Guardrail>> = self
             .list
             .iter()
-            .filter(|g| g.modes.contains(&GuardrailMode::PostCall))
+            .filter(|g| g.modes.contains(&GuardrailMode::PostCall) && g.filter().is_some())
             .cloned()
             .collect();
         if filters.is_empty() && !self.unmasks() {
@@ -311,9 +373,17 @@ impl Guardrail {
         }
     }
 
-    fn filter(&self) -> &ContentFilter {
+    fn filter(&self) -> Option<&ContentFilter> {
         match &self.engine {
-            Engine::Content(f) => f,
+            Engine::Content(f) => Some(f),
+            Engine::Bedrock(_) => None,
+        }
+    }
+
+    fn bedrock_id(&self) -> Option<&str> {
+        match &self.engine {
+            Engine::Bedrock(b) => Some(b.identifier()),
+            Engine::Content(_) => None,
         }
     }
 }
@@ -322,6 +392,105 @@ fn blocked(guardrail: &str, what: &str, whose: &str) -> Intervention {
     Intervention {
         guardrail: guardrail.to_string(),
         message: format!("Blocked by guardrail {guardrail}: the {whose} contains {what}."),
+        unavailable: false,
+    }
+}
+
+fn refused(guardrail: &str, message: &str) -> Intervention {
+    Intervention {
+        guardrail: guardrail.to_string(),
+        message: format!("Blocked by guardrail {guardrail}: {message}"),
+        unavailable: false,
+    }
+}
+
+fn unreachable_guard(guardrail: &str, message: String) -> Intervention {
+    Intervention {
+        guardrail: guardrail.to_string(),
+        message,
+        unavailable: true,
+    }
+}
+
+/// Bedrock's ApplyGuardrail over every text of the request, in order.
+async fn bedrock_input(
+    name: &str,
+    b: &bedrock::BedrockGuard,
+    req: &mut ChatRequest,
+    mode: GuardrailMode,
+) -> Result<bool, Intervention> {
+    let texts: Vec<String> = req
+        .messages
+        .iter()
+        .flat_map(|m| texts(m.content.as_ref()))
+        .map(str::to_string)
+        .collect();
+    if texts.is_empty() {
+        return Ok(false);
+    }
+    match b.apply(&texts, false).await {
+        Err(e) => Err(unreachable_guard(name, e)),
+        Ok(bedrock::Verdict::Pass) => Ok(false),
+        Ok(bedrock::Verdict::Blocked(m)) => Err(refused(name, &m)),
+        Ok(bedrock::Verdict::Anonymized(outs)) => {
+            if mode != GuardrailMode::PreCall || !b.mask_request {
+                return Ok(false);
+            }
+            let mut outs = outs.into_iter();
+            for m in &mut req.messages {
+                match m.content.as_mut() {
+                    Some(Content::Text(t)) => {
+                        if let Some(o) = outs.next() {
+                            *t = o;
+                        }
+                    }
+                    Some(Content::Parts(parts)) => {
+                        for p in parts {
+                            if let ContentPart::Text { text } = p {
+                                if let Some(o) = outs.next() {
+                                    *text = o;
+                                }
+                            }
+                        }
+                    }
+                    None => {}
+                }
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Bedrock's ApplyGuardrail over an answer's texts.
+async fn bedrock_output(
+    name: &str,
+    b: &bedrock::BedrockGuard,
+    resp: &mut ChatResponse,
+) -> Result<bool, Intervention> {
+    let texts: Vec<String> = resp
+        .choices
+        .iter()
+        .filter_map(|c| c.message.content.clone())
+        .collect();
+    if texts.is_empty() {
+        return Ok(false);
+    }
+    match b.apply(&texts, true).await {
+        Err(e) => Err(unreachable_guard(name, e)),
+        Ok(bedrock::Verdict::Pass) => Ok(false),
+        Ok(bedrock::Verdict::Blocked(m)) => Err(refused(name, &m)),
+        Ok(bedrock::Verdict::Anonymized(outs)) => {
+            if !b.mask_response {
+                return Ok(false);
+            }
+            let mut outs = outs.into_iter();
+            for c in &mut resp.choices {
+                if c.message.content.is_some() {
+                    c.message.content = outs.next();
+                }
+            }
+            Ok(true)
+        }
     }
 }
 
@@ -341,12 +510,10 @@ fn content_input(
             .map(|t| t.chars().count())
             .sum();
         if total > max {
-            return Err(Intervention {
-                guardrail: name.to_string(),
-                message: format!(
-                    "Blocked by guardrail {name}: the input is {total} characters; at most {max} are allowed."
-                ),
-            });
+            return Err(refused(
+                name,
+                &format!("the input is {total} characters; at most {max} are allowed."),
+            ));
         }
     }
     let masking = mode == GuardrailMode::PreCall;

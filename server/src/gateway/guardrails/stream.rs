@@ -4,10 +4,13 @@
 //! is never cut in two, and a blocking match stops the stream before any of
 //! it is sent.
 
-use super::{blocked, Guardrail, Intervention, Masks};
+use super::bedrock::Verdict;
+use super::{blocked, Engine, Guardrail, Intervention, Masks};
 use crate::gateway::types::ChatChunk;
+use crate::providers::{ChunkStream, ErrorKind, ProviderError};
+use futures::StreamExt;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +33,7 @@ impl StreamGuard {
     pub fn new(filters: Vec<Arc<Guardrail>>, masks: Masks, unmask: bool) -> StreamGuard {
         let reach = filters
             .iter()
-            .map(|g| g.filter().reach())
+            .filter_map(|g| g.filter().map(|f| f.reach()))
             .max()
             .unwrap_or(0);
         let hold = reach.max(if unmask { masks.longest() } else { 0 });
@@ -106,16 +109,17 @@ impl StreamGuard {
         // running past the cut waits whole.
         let mut spans: Vec<(usize, usize)> = Vec::new();
         for (i, g) in self.filters.iter().enumerate() {
+            let Some(f) = g.filter() else { continue };
             let started = Instant::now();
             let mut scratch = Masks::default();
-            let found = g.filter().apply(text, &mut scratch);
+            let found = f.apply(text, &mut scratch);
             g.record(started, found.is_err());
             self.seen[i].0 += started.elapsed();
             if let Err(b) = found {
                 self.seen[i].2 = true;
                 return Err(blocked(&g.name, &b.what, "answer"));
             }
-            spans.extend(g.filter().spans(text));
+            spans.extend(f.spans(text));
         }
         if self.unmask {
             // Never split a placeholder.
@@ -136,7 +140,8 @@ impl StreamGuard {
         let ready: String = text.drain(..cut).collect();
         let mut out = ready;
         for (i, g) in self.filters.iter().enumerate() {
-            if let Ok(Some(masked)) = g.filter().apply(&out, &mut self.out_masks) {
+            let Some(f) = g.filter() else { continue };
+            if let Ok(Some(masked)) = f.apply(&out, &mut self.out_masks) {
                 out = masked;
                 self.seen[i].1 = true;
             }
@@ -166,4 +171,126 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+/// A streamed answer checked by Bedrock guardrails window by window: chunks
+/// are held until their text (about `window` characters, or the rest at the
+/// end) has passed every guardrail, then released in order. A block ends the
+/// stream with a guardrail error; anonymized text replaces the window's text
+/// when the guardrail masks answers.
+pub fn bedrock_windows(inner: ChunkStream, guards: Vec<Arc<Guardrail>>) -> ChunkStream {
+    let window = guards.iter().map(|g| g.window).min().unwrap_or(400);
+    let state = Windows {
+        inner,
+        guards,
+        window,
+        held: Vec::new(),
+        text: String::new(),
+        ready: VecDeque::new(),
+        done: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(item) = st.ready.pop_front() {
+                return Some((item, st));
+            }
+            if st.done {
+                return None;
+            }
+            match st.inner.next().await {
+                Some(Ok(chunk)) => {
+                    let ends = chunk.choices.is_empty()
+                        || chunk.choices.iter().any(|c| c.finish_reason.is_some());
+                    for c in &chunk.choices {
+                        if let Some(t) = &c.delta.content {
+                            st.text.push_str(t);
+                        }
+                    }
+                    st.held.push(chunk);
+                    if ends || st.text.len() >= st.window {
+                        st.check().await;
+                    }
+                }
+                Some(Err(e)) => {
+                    // What was not checked is not sent.
+                    st.held.clear();
+                    st.ready.push_back(Err(e));
+                    st.done = true;
+                }
+                None => {
+                    st.check().await;
+                    st.done = true;
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+struct Windows {
+    inner: ChunkStream,
+    guards: Vec<Arc<Guardrail>>,
+    window: usize,
+    held: Vec<ChatChunk>,
+    text: String,
+    ready: VecDeque<Result<ChatChunk, ProviderError>>,
+    done: bool,
+}
+
+impl Windows {
+    async fn check(&mut self) {
+        if !self.text.is_empty() {
+            let mut text = std::mem::take(&mut self.text);
+            let guards = self.guards.clone();
+            for g in &guards {
+                let Engine::Bedrock(b) = &g.engine else {
+                    continue;
+                };
+                let started = Instant::now();
+                let verdict = b.apply(std::slice::from_ref(&text), true).await;
+                g.record(
+                    started,
+                    !matches!(verdict, Ok(Verdict::Pass | Verdict::Anonymized(_))),
+                );
+                let stop = match verdict {
+                    Ok(Verdict::Pass) => None,
+                    Ok(Verdict::Anonymized(mut outs)) if b.mask_response => {
+                        text = outs.pop().unwrap_or_default();
+                        self.replace_text(&text);
+                        None
+                    }
+                    Ok(Verdict::Anonymized(_)) => None,
+                    Ok(Verdict::Blocked(m)) => Some(ProviderError::new(
+                        ErrorKind::Guardrail,
+                        format!("Blocked by guardrail {}: {m}", g.name),
+                    )),
+                    Err(e) => Some(ProviderError::new(ErrorKind::Unavailable, e)),
+                };
+                if let Some(e) = stop {
+                    self.held.clear();
+                    self.ready.push_back(Err(e));
+                    self.done = true;
+                    return;
+                }
+            }
+        }
+        self.ready.extend(self.held.drain(..).map(Ok));
+    }
+
+    /// The held chunks' text becomes `text`, in the first chunk that had any.
+    fn replace_text(&mut self, text: &str) {
+        let mut first = true;
+        for chunk in &mut self.held {
+            for c in &mut chunk.choices {
+                if c.delta.content.is_some() {
+                    c.delta.content = Some(if first {
+                        text.to_string()
+                    } else {
+                        String::new()
+                    });
+                    first = false;
+                }
+            }
+        }
+    }
 }
