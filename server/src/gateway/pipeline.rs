@@ -860,6 +860,7 @@ pub async fn chat_stream(
             } = routed;
             // Bedrock guardrails on the answer: held and checked window by window.
             let bedrock = call.guards.bedrock_post_call();
+            let windows = (!bedrock.is_empty()).then(guardrails::WindowTrail::default);
             let (first, rest) = if bedrock.is_empty() {
                 (first, rest)
             } else {
@@ -868,10 +869,14 @@ pub async fn chat_stream(
                         .chain(rest)
                         .boxed(),
                     bedrock.clone(),
+                    windows.clone().unwrap_or_default(),
                 );
                 match checked.next().await {
                     Some(Ok(first)) => (first, checked),
                     Some(Err(e)) if e.kind == ErrorKind::Guardrail => {
+                        if let Some(w) = &windows {
+                            call.guards.absorb(w.entries());
+                        }
                         let name = bedrock
                             .iter()
                             .find(|g| e.message.contains(&format!("guardrail {}:", g.name)))
@@ -913,6 +918,8 @@ pub async fn chat_stream(
                 keep,
                 guard,
             );
+            let mut stream = stream;
+            stream.windows = windows;
             Ok((stream, info))
         }
         (Err(e), Ok(())) => Err(call.fail(GatewayError::Route(e))),
@@ -998,6 +1005,8 @@ pub struct LoggedStream {
     blocked: bool,
     /// id, created and model of the chunks, for text a guardrail releases at the end.
     template: Option<(String, i64, String)>,
+    /// What Bedrock guardrails did with the stream's windows.
+    windows: Option<guardrails::WindowTrail>,
 }
 
 impl LoggedStream {
@@ -1040,6 +1049,7 @@ impl LoggedStream {
             guard,
             blocked: false,
             template: None,
+            windows: None,
         }
     }
 
@@ -1087,12 +1097,17 @@ impl LoggedStream {
         };
         log.outcome = outcome;
         log.status_code = if self.blocked { 400 } else { 200 };
-        if let Some(g) = &self.guard {
+        if self.guard.is_some() || self.windows.is_some() {
             let mut all = match log.guardrails.take() {
                 Some(Value::Array(a)) => a,
                 _ => Vec::new(),
             };
-            all.extend(g.trail());
+            all.extend(self.guard.iter().flat_map(StreamGuard::trail));
+            all.extend(
+                self.windows
+                    .iter()
+                    .flat_map(guardrails::WindowTrail::entries),
+            );
             log.guardrails = (!all.is_empty()).then_some(Value::Array(all));
         }
         log.error = self.failed.take();

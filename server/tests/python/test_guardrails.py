@@ -432,3 +432,23 @@ def test_an_unreachable_bedrock_guardrail_fails_closed_with_503(gw):
             extra_body={"guardrails": ["bedrock-gone"]},
         )
     assert e.value.status_code == 503 and "missing1" in e.value.body["message"]
+
+
+def test_the_log_itemises_bedrock_windows_of_a_stream(gw):
+    with admin(gw.url) as a:
+        made = a.post("/key/generate", json={}).json()
+    words = " ".join(f"item{i}" for i in range(25))
+    stream = client(gw.url, made["key"]).chat.completions.create(
+        model="guarded",
+        messages=[{"role": "user", "content": words}],
+        stream=True,
+        extra_body={"guardrails": ["bedrock-guard"]},
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices).endswith(words)
+    with admin(gw.url) as a:
+        assert wait_until(lambda: len(a.get("/spend/logs", params={"api_key": made["token"]}).json()) == 1, timeout=10)
+        row = a.get("/spend/logs", params={"api_key": made["token"]}).json()[0]
+    entries = [(g["guardrail"], g["mode"], g["outcome"]) for g in row["guardrails"]]
+    assert ("bedrock-guard", "pre_call", "passed") in entries
+    post = [g for g in row["guardrails"] if g["guardrail"] == "bedrock-guard" and g["mode"] == "post_call"]
+    assert len(post) == 1 and post[0]["outcome"] == "passed" and post[0]["windows"] >= 3

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use stream::{bedrock_windows, StreamGuard};
+pub use stream::{bedrock_windows, StreamGuard, WindowTrail};
 
 /// A guardrail stopped the call: it refused the text, or (`unavailable`) it
 /// could not be asked, and the call is not let through unchecked.

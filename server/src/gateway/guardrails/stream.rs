@@ -178,11 +178,25 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
 /// end) has passed every guardrail, then released in order. A block ends the
 /// stream with a guardrail error; anonymized text replaces the window's text
 /// when the guardrail masks answers.
-pub fn bedrock_windows(inner: ChunkStream, guards: Vec<Arc<Guardrail>>) -> ChunkStream {
+pub fn bedrock_windows(
+    inner: ChunkStream,
+    guards: Vec<Arc<Guardrail>>,
+    trail: WindowTrail,
+) -> ChunkStream {
     let window = guards.iter().map(|g| g.window).min().unwrap_or(400);
+    if let Ok(mut t) = trail.0.lock() {
+        *t = guards
+            .iter()
+            .map(|g| WindowStat {
+                name: g.name.clone(),
+                ..Default::default()
+            })
+            .collect();
+    }
     let state = Windows {
         inner,
         guards,
+        trail,
         window,
         held: Vec::new(),
         text: String::new(),
@@ -227,9 +241,52 @@ pub fn bedrock_windows(inner: ChunkStream, guards: Vec<Arc<Guardrail>>) -> Chunk
     .boxed()
 }
 
+/// What the Bedrock windows of one stream did, per guardrail, for its log.
+#[derive(Clone, Default)]
+pub struct WindowTrail(Arc<std::sync::Mutex<Vec<WindowStat>>>);
+
+#[derive(Default)]
+struct WindowStat {
+    name: String,
+    spent: Duration,
+    windows: u32,
+    masked: bool,
+    blocked: bool,
+}
+
+impl WindowTrail {
+    /// One log entry per guardrail: outcome, windows checked, time spent.
+    pub fn entries(&self) -> Vec<Value> {
+        let Ok(t) = self.0.lock() else {
+            return Vec::new();
+        };
+        t.iter()
+            .map(|w| {
+                serde_json::json!({
+                    "guardrail": w.name,
+                    "mode": "post_call",
+                    "outcome": if w.blocked { "blocked" } else if w.masked { "masked" } else { "passed" },
+                    "windows": w.windows,
+                    "duration_ms": w.spent.as_secs_f64() * 1000.0,
+                })
+            })
+            .collect()
+    }
+
+    fn note(&self, i: usize, spent: Duration, masked: bool, blocked: bool) {
+        if let Some(w) = self.0.lock().ok().as_mut().and_then(|t| t.get_mut(i)) {
+            w.spent += spent;
+            w.windows += 1;
+            w.masked |= masked;
+            w.blocked |= blocked;
+        }
+    }
+}
+
 struct Windows {
     inner: ChunkStream,
     guards: Vec<Arc<Guardrail>>,
+    trail: WindowTrail,
     window: usize,
     held: Vec<ChatChunk>,
     text: String,
@@ -242,16 +299,16 @@ impl Windows {
         if !self.text.is_empty() {
             let mut text = std::mem::take(&mut self.text);
             let guards = self.guards.clone();
-            for g in &guards {
+            for (i, g) in guards.iter().enumerate() {
                 let Engine::Bedrock(b) = &g.engine else {
                     continue;
                 };
                 let started = Instant::now();
                 let verdict = b.apply(std::slice::from_ref(&text), true).await;
-                g.record(
-                    started,
-                    !matches!(verdict, Ok(Verdict::Pass | Verdict::Anonymized(_))),
-                );
+                let blocked = !matches!(verdict, Ok(Verdict::Pass | Verdict::Anonymized(_)));
+                g.record(started, blocked);
+                let masked = matches!(verdict, Ok(Verdict::Anonymized(_))) && b.mask_response;
+                self.trail.note(i, started.elapsed(), masked, blocked);
                 let stop = match verdict {
                     Ok(Verdict::Pass) => None,
                     Ok(Verdict::Anonymized(mut outs)) if b.mask_response => {
