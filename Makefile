@@ -107,7 +107,7 @@ test-deps:
 	@command -v redis-server >/dev/null \
 	  || { apt-get update -qq && apt-get install -y --no-install-recommends redis-server; }
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
-	@$(PYTHON) -c 'import openai, anthropic, pytest, httpx, boto3, moto.server, cryptography' 2>/dev/null \
+	@$(PYTHON) -c 'import openai, anthropic, pytest, httpx, boto3, moto.server, cryptography, opentelemetry.proto' 2>/dev/null \
 	  || $(VENV)/bin/pip install -q -r server/tests/python/requirements.txt
 	@test -d end2end/node_modules/@playwright/test \
 	  || (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)

@@ -433,18 +433,21 @@ impl Shared {
     }
 
     fn mark_down(&self, e: &redis::RedisError) {
+        crate::metrics::redis_error();
         if self.up.swap(false, Ordering::Relaxed) {
             tracing::error!(
                 redis = %self.url,
                 error = %e,
                 "Redis is unreachable: limits, cooldowns and usage are now counted per process until it returns"
             );
+            crate::logs::export::service_event("redis", "unreachable", true, Some(e.to_string()));
         }
     }
 
     fn mark_up(&self) {
         if !self.up.swap(true, Ordering::Relaxed) {
             tracing::warn!(redis = %self.url, "Redis answers again: counting is shared across processes again");
+            crate::logs::export::service_event("redis", "restored", false, None);
         }
     }
 

@@ -1,5 +1,6 @@
 //! `tollgate`: an LLM gateway and its admin console in one process.
 
+mod alerts;
 mod auth;
 mod catalog;
 mod config;
@@ -8,6 +9,7 @@ mod directory;
 mod gateway;
 mod http;
 mod logs;
+mod metrics;
 pub mod pricing;
 mod providers;
 mod secret;
@@ -108,19 +110,49 @@ fn main() -> ExitCode {
     }
 }
 
+type LogFormat = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// Switches Tollgate's log lines to JSON once the config asks for it
+/// (`litellm_settings.json_logs`), after start.
+static LOG_FORMAT: std::sync::OnceLock<
+    tracing_subscriber::reload::Handle<LogFormat, tracing_subscriber::Registry>,
+> = std::sync::OnceLock::new();
+
+fn log_format(json: bool) -> LogFormat {
+    use tracing_subscriber::Layer;
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    if json {
+        layer.json().boxed()
+    } else {
+        layer.boxed()
+    }
+}
+
+/// Log lines go to stderr, as text or (`TOLLGATE_LOG_FORMAT=json`,
+/// `JSON_LOGS=true`) one JSON object per line.
 fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,aws_config=warn"));
-    let json = std::env::var("TOLLGATE_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    let json = std::env::var("TOLLGATE_LOG_FORMAT").is_ok_and(|v| v == "json")
+        || std::env::var("JSON_LOGS")
+            .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+    let (format, handle) = tracing_subscriber::reload::Layer::new(log_format(json));
+    let _ = LOG_FORMAT.set(handle);
+    tracing_subscriber::registry()
+        .with(format)
+        .with(filter)
+        .init();
+}
+
+fn use_json_logs() {
+    if let Some(h) = LOG_FORMAT.get() {
+        if let Err(e) = h.reload(log_format(true)) {
+            tracing::warn!(error = %e, "cannot switch log lines to JSON");
+        }
     }
 }
 
@@ -162,6 +194,9 @@ async fn serve(
         None => None,
     };
     let (cfg, source) = catalog::load_config(config_path).await?;
+    if cfg.json_logs {
+        use_json_logs();
+    }
     for w in &cfg.warnings {
         tracing::warn!("config {}: {w}", cfg.source);
     }
@@ -225,6 +260,12 @@ async fn serve(
     .await
     .map_err(|e| format!("cannot read users, teams and keys: {e}"))?;
     let background = tokio_util::sync::CancellationToken::new();
+    // Alerts stop after the request logs (and their destinations) are flushed.
+    let alerts_stop = tokio_util::sync::CancellationToken::new();
+    let alerter = cfg
+        .alerting
+        .as_ref()
+        .map(|a| alerts::start(a, alerts_stop.clone()));
     let poller = directory.spawn_poller(background.clone());
     limiter.counters.spawn_probe(background.clone());
     let cache = match cfg.cache.clone() {
@@ -243,7 +284,15 @@ async fn serve(
     let guardrails = gateway::guardrails::Guardrails::build(&cfg.guardrails)
         .await
         .map_err(|(path, reason)| format!("config {}: {path}: {reason}", cfg.source))?;
-    let (log_sink, log_writer) = logs::LogWriter::start(store.clone(), directory.clone());
+    let exporters = logs::Exporters::start(&cfg.callbacks).await?;
+    let keep_content =
+        cfg.callbacks.store_gets_content() || cfg.callbacks.destinations_get_content();
+    let (log_sink, log_writer) = logs::LogWriter::start(
+        store.clone(),
+        directory.clone(),
+        exporters.clone(),
+        cfg.callbacks.store_gets_content(),
+    );
     if env.get("TOLLGATE_SALT_KEY").is_none() && env.get("LITELLM_SALT_KEY").is_none() {
         tracing::info!("no TOLLGATE_SALT_KEY: provider keys of models added through the API are sealed with the master key, and cannot be read if it changes");
     }
@@ -265,6 +314,9 @@ async fn serve(
         limiter,
         cache,
         guardrails,
+        exporters,
+        keep_content,
+        health_board: cfg.health_checks.map(|_| Default::default()),
         started_at: providers::now_secs(),
     });
 
@@ -280,6 +332,22 @@ async fn serve(
         std::time::Duration::from_secs_f64(every),
         background.clone(),
     );
+
+    let checker = match (&state.health_board, cfg.health_checks) {
+        (Some(board), Some(h)) => {
+            tracing::info!(
+                every_secs = h.every.as_secs_f64(),
+                "deployments are health-checked in the background"
+            );
+            Some(gateway::health::spawn(
+                state.clone(),
+                board.clone(),
+                h.every,
+                background.clone(),
+            ))
+        }
+        _ => None,
+    };
 
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
@@ -330,8 +398,20 @@ async fn serve(
     background.cancel();
     let _ = poller.await;
     let _ = keeper.await;
+    if let Some(c) = checker {
+        let _ = c.await;
+    }
     drop(state);
     log_writer.shutdown().await;
+    alerts_stop.cancel();
+    if let Some(a) = alerter {
+        if tokio::time::timeout(std::time::Duration::from_secs(10), a)
+            .await
+            .is_err()
+        {
+            tracing::warn!("alerts still unsent at shutdown were dropped");
+        }
+    }
     Ok(())
 }
 

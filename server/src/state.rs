@@ -27,6 +27,13 @@ pub struct AppState {
     pub cache: Option<Arc<crate::gateway::cache::ResponseCache>>,
     /// `guardrails:`, compiled.
     pub guardrails: crate::gateway::guardrails::Guardrails,
+    /// Where request logs go besides the store.
+    pub exporters: Arc<crate::logs::Exporters>,
+    /// Whether calls keep their prompt and answer for the logs (something
+    /// stores or sends them, and `turn_off_message_logging` is off).
+    pub keep_content: bool,
+    /// The last scheduled health check, when `background_health_checks` is on.
+    pub health_board: Option<Arc<crate::gateway::health::Board>>,
     /// Unix seconds when this process started (the `created` of listed models).
     pub started_at: i64,
 }

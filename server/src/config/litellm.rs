@@ -223,6 +223,15 @@ pub struct RawLitellmSettings {
     /// The response cache: on with `cache: true`, set up by `cache_params`.
     pub cache: Option<bool>,
     pub cache_params: Option<RawCacheParams>,
+    /// Log destinations (see `config::callbacks`).
+    pub success_callback: Option<OneOrMany>,
+    pub failure_callback: Option<OneOrMany>,
+    pub service_callback: Option<OneOrMany>,
+    pub callbacks: Option<OneOrMany>,
+    pub s3_callback_params: Option<super::callbacks::RawS3Params>,
+    pub turn_off_message_logging: Option<bool>,
+    /// One JSON line per log event (as `JSON_LOGS=True`).
+    pub json_logs: Option<bool>,
 }
 
 /// `litellm_settings.cache_params`.
@@ -254,6 +263,16 @@ pub struct RawGeneralSettings {
     pub master_key: Option<String>,
     pub database_url: Option<String>,
     pub global_max_parallel_requests: Option<u64>,
+    pub store_prompts_in_spend_logs: Option<bool>,
+    /// `["slack"]`: alerts go to `SLACK_WEBHOOK_URL`.
+    pub alerting: Option<OneOrMany>,
+    /// Seconds after which a call is reported as slow (`llm_too_slow`).
+    pub alerting_threshold: Option<f64>,
+    pub alert_types: Option<Vec<String>>,
+    /// Call every deployment on a schedule; results feed routing and `/health`.
+    pub background_health_checks: Option<bool>,
+    /// Seconds between background health checks.
+    pub health_check_interval: Option<f64>,
 }
 
 /// A YAML scalar read as text: `id: 42` and `id: "42"` both give "42".

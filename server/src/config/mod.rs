@@ -1,5 +1,7 @@
 //! Configuration: LiteLLM's `config.yaml`, parsed, then validated, then turned into runtime types.
 
+pub mod alerting;
+pub mod callbacks;
 pub mod demo;
 pub mod env;
 pub mod guardrails;
@@ -8,6 +10,8 @@ pub mod providers;
 pub mod secrets;
 
 use crate::secret::Secret;
+pub use alerting::{AlertingConfig, HealthCheckConfig};
+pub use callbacks::{CallbacksConfig, Destination, DestinationKind, S3Params};
 use env::{Env, Resolved};
 pub use guardrails::{GuardrailConfig, GuardrailKind, GuardrailMode, PatternSource};
 use litellm::{
@@ -47,6 +51,14 @@ pub struct Config {
     pub cache: Option<CacheConfig>,
     /// `guardrails:`, in config order (types Tollgate does not run are left out, warned).
     pub guardrails: Vec<GuardrailConfig>,
+    /// Where request logs go besides the store, and whether prompts are kept.
+    pub callbacks: CallbacksConfig,
+    /// `litellm_settings.json_logs`: Tollgate's own log lines as JSON.
+    pub json_logs: bool,
+    /// `general_settings.alerting`, when it names slack.
+    pub alerting: Option<AlertingConfig>,
+    /// `general_settings.background_health_checks`, when on.
+    pub health_checks: Option<HealthCheckConfig>,
     pub management: ManagementConfig,
     /// Keys read but not acted on yet, and deployments that could not be used, each with its path.
     pub warnings: Vec<String>,
@@ -381,7 +393,17 @@ pub fn load_str_with_secrets(
         &mut warnings,
     )
     .map_err(|(p, r)| err(p, r))?;
-    let ls = raw.litellm_settings.unwrap_or_default();
+    let mut ls = raw.litellm_settings.unwrap_or_default();
+    let callbacks = callbacks::callbacks(
+        &mut ls,
+        raw.general_settings
+            .as_ref()
+            .and_then(|g| g.store_prompts_in_spend_logs)
+            .unwrap_or(false),
+        &env,
+        &mut warnings,
+    )
+    .map_err(|(p, r)| err(p, r))?;
     let cache =
         cache_config(&ls, &env, redis_url.as_deref(), &mut warnings).map_err(|(p, r)| err(p, r))?;
     let cache_params_set = ls.cache_params.is_some();
@@ -500,7 +522,9 @@ pub fn load_str_with_secrets(
         }
     }
 
-    let gs = raw.general_settings.unwrap_or_default();
+    let mut gs = raw.general_settings.unwrap_or_default();
+    let alerting = alerting::alerting(&mut gs, &env, &mut warnings).map_err(|(p, r)| err(p, r))?;
+    let health_checks = alerting::health_checks(&mut gs).map_err(|(p, r)| err(p, r))?;
     let master_key = match gs.master_key.as_deref().map(|k| env.resolve(k)) {
         None => None,
         Some(Resolved::Value(v)) => Some(Secret::new(v)),
@@ -568,6 +592,10 @@ pub fn load_str_with_secrets(
     Ok(Config {
         cache,
         guardrails,
+        callbacks,
+        json_logs: ls.json_logs.unwrap_or(false),
+        alerting,
+        health_checks,
         redis_url,
         global_max_parallel_requests: gs.global_max_parallel_requests.filter(|n| *n > 0),
         management,

@@ -49,7 +49,7 @@ fn genai_gateway_default_config_loads_unchanged() {
     let w = cfg.warnings.join("\n");
     for expected in [
         "litellm_settings.cache_params.host: names REDIS_HOST, which is not set; answers are cached in this process's memory only",
-        "litellm_settings.success_callback:",
+        "litellm_settings.success_callback[0]: litellm_settings.s3_callback_params.s3_bucket_name names LITELLM_LOG_BUCKET_NAME, which is not set; request logs are not sent to S3",
         "router_settings.enable_pre_call_check:",
         "router_settings.redis_host: names REDIS_HOST, which is not set",
         "general_settings.store_model_in_db:",
@@ -304,5 +304,103 @@ fn guardrails_are_read_and_bad_ones_named() {
     ] {
         let e = load(&format!("{base}{yaml}")).err().unwrap_or_else(|| panic!("accepted:\n{yaml}"));
         assert_eq!(e.path, path, "{e}");
+    }
+}
+
+#[test]
+fn log_destinations_and_alerts_are_read_and_bad_ones_named() {
+    let vars = env(&[
+        ("BUCKET", "tollgate-logs"),
+        ("LANGSMITH_API_KEY", "ls-key"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318/"),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-tenant=a%20b,authorization=Bearer t",
+        ),
+        ("SLACK_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+    ]);
+    let yaml = "litellm_settings:\n  success_callback: [s3, langsmith, datadog]\n  failure_callback: [s3]\n  callbacks: otel\n  service_callback: [s3]\n  turn_off_message_logging: true\n  s3_callback_params:\n    s3_bucket_name: os.environ/BUCKET\n    s3_endpoint_url: http://127.0.0.1:5000\n    s3_path: /logs/\n    s3_flush_interval: 2\ngeneral_settings:\n  store_prompts_in_spend_logs: true\n  alerting: [slack]\n  alert_types: [budget_alerts, daily_reports]\n  background_health_checks: true\n  health_check_interval: 60\n";
+    let cfg = load_str(yaml, "t.yaml", Some(vars.clone())).unwrap_or_else(|e| panic!("{e}"));
+    let cb = &cfg.callbacks;
+    let names: Vec<_> = cb.destinations.iter().map(|d| d.name()).collect();
+    assert_eq!(names, ["otel", "s3", "langsmith"]);
+    let s3 = &cb.destinations[1];
+    assert!(s3.success && s3.failure && s3.service);
+    let DestinationKind::S3(p) = &s3.kind else {
+        panic!("{:?}", s3.kind)
+    };
+    assert_eq!(
+        (p.bucket.as_str(), p.prefix.as_str(), p.path_style),
+        ("tollgate-logs", "logs", true)
+    );
+    assert_eq!(p.flush_every, Some(Duration::from_secs(2)));
+    let DestinationKind::Otel {
+        endpoint,
+        headers,
+        protobuf,
+        ..
+    } = &cb.destinations[0].kind
+    else {
+        panic!()
+    };
+    assert_eq!(endpoint, "http://127.0.0.1:4318/v1/traces");
+    assert!(*protobuf);
+    assert_eq!(headers[0].0, "x-tenant");
+    assert_eq!(headers[0].1.expose(), "a b");
+    assert!(!cb.destinations[2].failure, "langsmith gets successes only");
+    // Message logging off wins over storing prompts.
+    assert!(!cb.store_gets_content() && !cb.destinations_get_content());
+    let w = cfg.warnings.join("\n");
+    assert!(
+        w.contains("litellm_settings.success_callback[2]: \"datadog\""),
+        "{w}"
+    );
+    assert!(
+        w.contains("general_settings.store_prompts_in_spend_logs"),
+        "{w}"
+    );
+    assert!(
+        w.contains("general_settings.alert_types[1]: \"daily_reports\""),
+        "{w}"
+    );
+    let a = cfg.alerting.as_ref().unwrap_or_else(|| panic!("alerting"));
+    assert!(a.types.contains("budget_alerts") && a.types.len() == 1);
+    assert_eq!(
+        cfg.health_checks.map(|h| h.every),
+        Some(Duration::from_secs(60))
+    );
+
+    for (yaml, path) in [
+        ("litellm_settings:\n  success_callback: [s3]\n", "litellm_settings.success_callback[0]"),
+        ("litellm_settings:\n  success_callback: [s3]\n  s3_callback_params:\n    s3_region_name: us-east-1\n", "litellm_settings.s3_callback_params.s3_bucket_name"),
+        ("litellm_settings:\n  success_callback: [s3]\n  s3_callback_params:\n    s3_bucket_name: b\n    s3_endpoint_url: not a url\n", "litellm_settings.s3_callback_params.s3_endpoint_url"),
+        ("litellm_settings:\n  failure_callback: [webhook]\n", "litellm_settings.failure_callback[0]"),
+        ("general_settings:\n  alerting: [slack]\n  alerting_threshold: -1\n", "general_settings.alerting_threshold"),
+        ("general_settings:\n  background_health_checks: true\n  health_check_interval: 0\n", "general_settings.health_check_interval"),
+    ] {
+        let e = load_str(yaml, "t.yaml", Some(vars.clone()))
+            .err()
+            .unwrap_or_else(|| panic!("accepted:\n{yaml}"));
+        assert_eq!(e.path, path, "{e}");
+    }
+    // Without its variables: langsmith, otel and slack say which one is missing.
+    for (yaml, var) in [
+        (
+            "litellm_settings:\n  callbacks: [langsmith]\n",
+            "LANGSMITH_API_KEY",
+        ),
+        (
+            "litellm_settings:\n  callbacks: [otel]\n",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
+        (
+            "general_settings:\n  alerting: [slack]\n",
+            "SLACK_WEBHOOK_URL",
+        ),
+    ] {
+        let e = load_str(yaml, "t.yaml", Some(env(&[])))
+            .err()
+            .unwrap_or_else(|| panic!("accepted:\n{yaml}"));
+        assert!(e.reason.contains(var), "{e}");
     }
 }

@@ -321,7 +321,15 @@ impl Directory {
         if amount <= 0.0 || !amount.is_finite() {
             return;
         }
-        self.proxy_spend.add_pending(amount);
+        let (before, after) = self.proxy_spend.add_pending(amount);
+        crate::alerts::budget(
+            "proxy",
+            "(all keys)",
+            before,
+            after,
+            self.proxy_budget.max_budget,
+            None,
+        );
         if let Some(k) = key {
             if let Some(m) = model.filter(|m| k.record.settings.model_max_budget.contains_key(*m)) {
                 self.key_model_spend(k, m).add_pending(amount);
@@ -339,11 +347,37 @@ impl Directory {
                     );
                 }
             }
+            let name = k.record.key_alias.as_deref().unwrap_or(&k.record.key_name);
+            crate::alerts::budget(
+                "key",
+                name,
+                before,
+                after,
+                k.record.settings.max_budget,
+                k.record.settings.soft_budget,
+            );
             if let Some(u) = &k.user {
-                u.spend.add_pending(amount);
+                let (before, after) = u.spend.add_pending(amount);
+                crate::alerts::budget(
+                    "user",
+                    &u.record.user_id,
+                    before,
+                    after,
+                    u.record.settings.max_budget,
+                    None,
+                );
             }
             if let Some(t) = &k.team {
-                t.spend.add_pending(amount);
+                let (before, after) = t.spend.add_pending(amount);
+                let name = t.record.team_alias.as_deref().unwrap_or(&t.record.team_id);
+                crate::alerts::budget(
+                    "team",
+                    name,
+                    before,
+                    after,
+                    t.record.settings.max_budget,
+                    None,
+                );
             }
         }
     }

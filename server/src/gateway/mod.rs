@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod guardrails;
+pub mod health;
 pub mod history;
 pub mod limits;
 pub mod pipeline;

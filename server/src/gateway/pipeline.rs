@@ -380,6 +380,23 @@ impl<'s> Call<'s> {
         }
     }
 
+    /// Keeps what was sent, for the logs that want it.
+    fn keep_prompt(&mut self, messages: impl FnOnce() -> serde_json::Result<Value>) {
+        if self.state.keep_content {
+            self.log.content = Some(Box::new(crate::logs::LoggedContent {
+                messages: messages().unwrap_or(Value::Null),
+                response: None,
+            }));
+        }
+    }
+
+    /// Keeps the answer (as the upstream gave it: masked values stay masked).
+    fn keep_answer(&mut self, answer: &impl serde::Serialize) {
+        if let Some(c) = self.log.content.as_mut() {
+            c.response = serde_json::to_value(answer).ok();
+        }
+    }
+
     /// Runs the pre-call guardrails (they may mask the request).
     async fn guard_input(&mut self, req: &mut ChatRequest) -> Result<(), GatewayError> {
         if !self.guards.has(GuardrailMode::PreCall) {
@@ -579,6 +596,14 @@ impl<'s> Call<'s> {
             }
             GatewayError::Route(RouteError::Failed { attempts, .. }) => {
                 log.attempts = attempts.len() as u32;
+                // Where the last try went.
+                if let Some(last) = attempts.last() {
+                    log.model_group
+                        .get_or_insert_with(|| last.model_group.clone());
+                    if log.deployment_id.is_none() {
+                        log.deployment_id = last.deployment_id.clone();
+                    }
+                }
                 log.status_code = attempts.last().and_then(|a| a.error.status).unwrap_or(502);
                 log.error = Some(
                     attempts
@@ -635,6 +660,7 @@ pub async fn chat(
         Ok(h) => h,
         Err(e) => return Err(call.fail(e)),
     };
+    call.keep_prompt(|| serde_json::to_value(&req.messages));
     if let Err(e) = call.limit(&model, &mut gp, || tokens::prompt(&req)).await {
         return Err(call.fail(e));
     }
@@ -653,6 +679,7 @@ pub async fn chat(
             }
             let mut caller = answer.clone();
             call.guards.unmask(&mut caller);
+            call.keep_answer(&answer);
             call.succeed(&dep, &usage);
             if let Some(h) = history {
                 info.session = Some((h.session.session_id.clone(), h.turns_sent));
@@ -723,6 +750,7 @@ pub async fn chat(
                 });
             }
             let unmask = call.guards.unmasks().then(|| call.guards.masks.clone());
+            call.keep_answer(&routed.value);
             call.succeed(&routed.deployment, &usage);
             let mut info = info;
             if let Some((c, plan)) = &cached {
@@ -775,6 +803,7 @@ pub async fn chat_stream(
         Ok(h) => h,
         Err(e) => return Err(call.fail(e)),
     };
+    call.keep_prompt(|| serde_json::to_value(&req.messages));
     if let Err(e) = call.limit(&model, &mut gp, || tokens::prompt(&req)).await {
         return Err(call.fail(e));
     }
@@ -1007,6 +1036,8 @@ pub struct LoggedStream {
     template: Option<(String, i64, String)>,
     /// What Bedrock guardrails did with the stream's windows.
     windows: Option<guardrails::WindowTrail>,
+    /// The answer so far, for logs that keep it.
+    content: Option<cache::Assembler>,
 }
 
 impl LoggedStream {
@@ -1050,7 +1081,17 @@ impl LoggedStream {
             blocked: false,
             template: None,
             windows: None,
+            content: None,
         }
+        .keeping_content()
+    }
+
+    /// Assembles the answer as it streams when the call's log keeps it.
+    fn keeping_content(mut self) -> Self {
+        if self.log.as_ref().is_some_and(|l| l.content.is_some()) {
+            self.content = Some(cache::Assembler::default());
+        }
+        self
     }
 
     /// Ends the stream because a guardrail refused its text: nothing of it
@@ -1097,6 +1138,11 @@ impl LoggedStream {
         };
         log.outcome = outcome;
         log.status_code = if self.blocked { 400 } else { 200 };
+        if let (Some(c), Some(answer)) = (log.content.as_mut(), self.content.take()) {
+            c.response = answer
+                .finish(Some(&usage))
+                .and_then(|a| serde_json::to_value(a).ok());
+        }
         if self.guard.is_some() || self.windows.is_some() {
             let mut all = match log.guardrails.take() {
                 Some(Value::Array(a)) => a,
@@ -1170,6 +1216,9 @@ impl Stream for LoggedStream {
                                     if let Some((_, _, answer)) = this.keep.as_mut() {
                                         answer.push(&chunk);
                                     }
+                                    if let Some(answer) = this.content.as_mut() {
+                                        answer.push(&chunk);
+                                    }
                                     g.unmask(&mut chunk);
                                     return Poll::Ready(Some(Ok(chunk)));
                                 }
@@ -1215,6 +1264,9 @@ impl Stream for LoggedStream {
                         }
                     }
                     if let Some((_, _, answer)) = this.keep.as_mut() {
+                        answer.push(&chunk);
+                    }
+                    if let Some(answer) = this.content.as_mut() {
                         answer.push(&chunk);
                     }
                     if let Some(u) = &chunk.usage {
@@ -1291,6 +1343,7 @@ pub async fn embeddings(
     {
         return Err(call.fail(e));
     }
+    call.keep_prompt(|| serde_json::to_value(&req.input));
     let cached = cache_plan(state, CallKind::Embeddings, &model, &gp, || {
         cache::embeddings_material(&req, gp.server_model.as_deref())
     });

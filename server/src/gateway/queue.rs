@@ -82,6 +82,11 @@ impl Queue {
         q.range((place.0.clone(), i64::MIN, 0)..).next() == Some(place)
     }
 
+    /// Calls waiting now.
+    pub fn depth(&self) -> usize {
+        self.lock().len()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<(String, i64, u64)>> {
         self.places.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -9,6 +9,7 @@ pub mod formats;
 pub mod health;
 pub mod history;
 pub mod management;
+pub mod observe;
 pub mod openai;
 
 use crate::auth::{presented_key, AuthContext, SESSION_PRINCIPAL};
@@ -35,6 +36,8 @@ fn is_open(path: &str) -> bool {
         "/" | "/health/liveliness"
             | "/health/liveness"
             | "/health/readiness"
+            | "/metrics"
+            | "/metrics/"
             | "/ui/login"
             | "/ui/session"
             | "/favicon.ico"
@@ -79,6 +82,7 @@ pub fn router(state: SharedState, console: Router) -> Router {
         .merge(anthropic::routes())
         .merge(history::routes())
         .merge(health::routes())
+        .merge(observe::routes())
         .merge(management::routes())
         .route(
             "/",

@@ -1,6 +1,13 @@
 //! Request logs: built on the request path, written in batches by one task off
 //! the request path, and flushed when Tollgate shuts down.
 
+pub mod export;
+pub mod payload;
+mod sinks;
+
+pub use export::Exporters;
+pub use payload::LoggedContent;
+
 use crate::directory::Directory;
 use crate::store::directory::SpendKind;
 use crate::store::Store;
@@ -52,6 +59,9 @@ pub struct RequestLog {
     pub cache_hit: bool,
     /// The guardrails the call passed through: `[{name, mode, outcome, ms}]`.
     pub guardrails: Option<serde_json::Value>,
+    /// The prompt and the answer, when something keeps them (the store with
+    /// `store_prompts_in_spend_logs`, or the log destinations).
+    pub content: Option<Box<LoggedContent>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -70,6 +80,11 @@ pub struct LogSink {
 }
 
 impl LogSink {
+    /// Logs dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     pub fn send(&self, log: RequestLog) {
         if self.tx.try_send(log).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -87,19 +102,39 @@ impl LogSink {
 pub struct LogWriter {
     handle: JoinHandle<()>,
     stop: CancellationToken,
+    exporters: Arc<Exporters>,
 }
 
 impl LogWriter {
-    pub fn start(store: Store, directory: Arc<Directory>) -> (LogSink, LogWriter) {
+    /// `store_content`: the store keeps prompts and answers.
+    pub fn start(
+        store: Store,
+        directory: Arc<Directory>,
+        exporters: Arc<Exporters>,
+        store_content: bool,
+    ) -> (LogSink, LogWriter) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stop = CancellationToken::new();
-        let handle = tokio::spawn(run(Writer { store, directory }, rx, stop.clone()));
+        let handle = tokio::spawn(run(
+            Writer {
+                store,
+                directory,
+                exporters: exporters.clone(),
+                store_content,
+            },
+            rx,
+            stop.clone(),
+        ));
         (
             LogSink {
                 tx,
                 dropped: Arc::new(AtomicU64::new(0)),
             },
-            LogWriter { handle, stop },
+            LogWriter {
+                handle,
+                stop,
+                exporters,
+            },
         )
     }
 
@@ -108,20 +143,24 @@ impl LogWriter {
     /// which can run just after the server stops), so the writer sees the
     /// channel close with everything in it; after `SHUTDOWN_GRACE` it stops
     /// waiting and writes what is queued.
+    /// Then the log destinations send what they hold.
     pub async fn shutdown(mut self) {
         match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.handle).await {
-            Ok(Ok(())) => return,
+            Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "request log writer failed");
-                return;
             }
-            Err(_) => {}
+            Err(_) => {
+                tracing::warn!(
+                    "request log senders still alive at shutdown; writing what is queued"
+                );
+                self.stop.cancel();
+                if let Err(e) = self.handle.await {
+                    tracing::error!(error = %e, "request log writer failed");
+                }
+            }
         }
-        tracing::warn!("request log senders still alive at shutdown; writing what is queued");
-        self.stop.cancel();
-        if let Err(e) = self.handle.await {
-            tracing::error!(error = %e, "request log writer failed");
-        }
+        self.exporters.shutdown().await;
     }
 }
 
@@ -130,6 +169,8 @@ impl LogWriter {
 struct Writer {
     store: Store,
     directory: Arc<Directory>,
+    exporters: Arc<Exporters>,
+    store_content: bool,
 }
 
 async fn run(store: Writer, mut rx: mpsc::Receiver<RequestLog>, stop: CancellationToken) {
@@ -224,10 +265,14 @@ async fn write(w: &Writer, batch: &mut Vec<RequestLog>) {
             .is_some_and(|k| k.record.settings.model_max_budget.contains_key(model))
     });
     for attempt in 0..3u32 {
-        match w.store.insert_request_logs(batch, &deltas).await {
+        match w
+            .store
+            .insert_request_logs(batch, &deltas, w.store_content)
+            .await
+        {
             Ok(updated) => {
                 w.directory.settle(&updated);
-                batch.clear();
+                hand_over(w, batch);
                 return;
             }
             Err(e) => {
@@ -238,7 +283,82 @@ async fn write(w: &Writer, batch: &mut Vec<RequestLog>) {
     }
     tracing::error!(
         rows = batch.len(),
-        "request logs could not be written; dropped"
+        "request logs could not be written to the store"
     );
-    batch.clear();
+    crate::metrics::store_error();
+    crate::alerts::raise(
+        "db_exceptions",
+        "store:request_logs".into(),
+        Duration::from_secs(600),
+        format!(
+            "🗄️ The store refused {} request logs after 3 tries (spend is still counted in memory; the logs still go to the log destinations).",
+            batch.len()
+        ),
+    );
+    if !w.exporters.is_empty() {
+        w.exporters.service(serde_json::json!({
+            "type": "service",
+            "service": "store",
+            "event": "request_logs_not_written",
+            "status": "failure",
+            "rows": batch.len(),
+            "time": now_ms() as f64 / 1000.0,
+        }));
+    }
+    // The destinations still get them.
+    hand_over(w, batch);
+}
+
+/// After the store: one log line and the metrics for each request, then the
+/// batch goes to the log destinations.
+fn hand_over(w: &Writer, batch: &mut Vec<RequestLog>) {
+    let slow = crate::alerts::slow_after().map(|d| d.as_millis() as u64);
+    for r in batch.iter() {
+        crate::metrics::observe(r);
+        if let Some(limit) = slow.filter(|l| r.latency_ms > *l) {
+            let group = r.model_group.as_deref().unwrap_or(&r.model_requested);
+            crate::alerts::raise(
+                "llm_too_slow",
+                format!("slow:{group}"),
+                Duration::from_secs(600),
+                format!(
+                    "🐢 Slow call to {group} (deployment {}): {:.1}s, over the {:.1}s threshold (request {}).",
+                    r.deployment_id.as_deref().unwrap_or("-"),
+                    r.latency_ms as f64 / 1000.0,
+                    limit as f64 / 1000.0,
+                    r.request_id
+                ),
+            );
+        }
+        tracing::info!(
+            target: "tollgate::request",
+            request_id = %r.request_id,
+            key_alias = r.key_alias.as_deref(),
+            user_id = r.user_id.as_deref(),
+            team_id = r.team_id.as_deref(),
+            surface = r.surface,
+            call_type = r.call_type,
+            model = %r.model_requested,
+            model_group = r.model_group.as_deref(),
+            deployment = r.deployment_id.as_deref(),
+            stream = r.stream,
+            status = r.status_code,
+            outcome = r.outcome,
+            latency_ms = r.latency_ms,
+            ttft_ms = r.ttft_ms,
+            prompt_tokens = r.prompt_tokens,
+            completion_tokens = r.completion_tokens,
+            cost = r.spend,
+            cache_hit = r.cache_hit,
+            attempts = r.attempts,
+            error = r.error.as_deref(),
+            "request"
+        );
+    }
+    if w.exporters.is_empty() {
+        batch.clear();
+        return;
+    }
+    let shared: Vec<Arc<RequestLog>> = batch.drain(..).map(Arc::new).collect();
+    w.exporters.offer(&shared);
 }

@@ -674,20 +674,29 @@ struct LogRow {
     ended_at_ms: i64,
     cache_hit: bool,
     guardrails: Option<String>,
+    messages: Option<String>,
+    response: Option<String>,
+}
+
+/// A JSON column read back (null when empty or unreadable).
+fn json_text(v: Option<&str>) -> Value {
+    v.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null)
 }
 
 impl Store {
     /// Request logs matching `f`, newest first, at most `limit`.
     pub async fn spend_logs(&self, f: &SpendFilter, limit: i64) -> Result<Vec<Value>, StoreError> {
         let (clause, binds) = f.clause();
-        let guardrails = match self {
-            Store::Postgres(_) => "guardrails::text",
-            _ => "guardrails",
+        let (guardrails, messages, response) = match self {
+            Store::Postgres(_) => ("guardrails::text", "messages::text", "response::text"),
+            _ => ("guardrails", "messages", "response"),
         };
         let sql = format!(
             "SELECT request_id, call_type, api_key_hash, user_id, team_id, model_requested, model_group, \
              deployment_id, provider, status_code, outcome, prompt_tokens, completion_tokens, started_at_ms, \
-             spend, ended_at_ms, cache_hit, {guardrails} AS guardrails FROM request_logs{clause} ORDER BY started_at_ms DESC, request_id LIMIT {limit}"
+             spend, ended_at_ms, cache_hit, {guardrails} AS guardrails, {messages} AS messages, {response} AS response \
+             FROM request_logs{clause} ORDER BY started_at_ms DESC, request_id LIMIT {limit}"
         );
         let rows: Vec<LogRow> = both!(self, p => {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
@@ -728,6 +737,9 @@ impl Store {
                         .as_deref()
                         .and_then(|g| serde_json::from_str::<Value>(g).ok())
                         .unwrap_or(Value::Array(Vec::new())),
+                    // Kept only with store_prompts_in_spend_logs.
+                    "messages": json_text(r.messages.as_deref()),
+                    "response": json_text(r.response.as_deref()),
                 })
             })
             .collect())

@@ -168,6 +168,7 @@ impl Store {
         &self,
         rows: &[RequestLog],
         spend: &[(SpendKind, String, f64)],
+        keep_content: bool,
     ) -> Result<Vec<(SpendKind, String, f64, f64)>, StoreError> {
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -212,7 +213,9 @@ impl Store {
                             .bind(r.ttft_ms.map(|t| t as i64))
                             .bind(r.metadata.as_ref().map(|m| m.to_string()))
                             .bind(r.cache_hit)
-                            .bind(r.guardrails.as_ref().map(|g| g.to_string()));
+                            .bind(r.guardrails.as_ref().map(|g| g.to_string()))
+                            .bind(content(r, keep_content, |c| Some(&c.messages)))
+                            .bind(content(r, keep_content, |c| c.response.as_ref()));
                     }
                     q.execute(&mut *tx).await?;
                     rest = tail;
@@ -271,6 +274,16 @@ impl Store {
                             .map(|r| r.guardrails.as_ref().map(|g| g.to_string()))
                             .collect::<Vec<Option<String>>>(),
                     )
+                    .bind(
+                        rows.iter()
+                            .map(|r| content(r, keep_content, |c| Some(&c.messages)))
+                            .collect::<Vec<Option<String>>>(),
+                    )
+                    .bind(
+                        rows.iter()
+                            .map(|r| content(r, keep_content, |c| c.response.as_ref()))
+                            .collect::<Vec<Option<String>>>(),
+                    )
                     .execute(&mut *tx)
                     .await?;
                 let updated = add_spend!(tx, spend);
@@ -282,7 +295,20 @@ impl Store {
     }
 }
 
-const LOG_COLUMN_COUNT: usize = 29;
+/// A part of the call's prompt or answer, as JSON text, when it is kept.
+fn content(
+    r: &RequestLog,
+    keep: bool,
+    part: fn(&crate::logs::LoggedContent) -> Option<&serde_json::Value>,
+) -> Option<String> {
+    r.content
+        .as_deref()
+        .filter(|_| keep)
+        .and_then(part)
+        .map(|v| v.to_string())
+}
+
+const LOG_COLUMN_COUNT: usize = 31;
 const SQLITE_CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 /// The largest cached multi-row insert that fits `remaining` rows, and its SQL.
@@ -298,7 +324,7 @@ fn sqlite_insert_for(remaining: usize) -> (usize, &'static str) {
                      api_key_hash, key_alias, user_id, team_id, model_requested, model_group, deployment_id, \
                      provider, upstream_model, stream, status_code, outcome, error, attempts, fallbacks_used, \
                      prompt_tokens, completion_tokens, total_tokens, spend, latency_ms, ttft_ms, metadata, \
-                     cache_hit, guardrails) VALUES {} ON CONFLICT (request_id) DO NOTHING",
+                     cache_hit, guardrails, messages, response) VALUES {} ON CONFLICT (request_id) DO NOTHING",
                     vec![row; n].join(", ")
                 )
             })
@@ -314,16 +340,17 @@ fn sqlite_insert_for(remaining: usize) -> (usize, &'static str) {
 const INSERT_LOGS_POSTGRES: &str = "INSERT INTO request_logs (request_id, started_at_ms, ended_at_ms, call_type, \
      surface, api_key_hash, key_alias, user_id, team_id, model_requested, model_group, deployment_id, provider, \
      upstream_model, stream, status_code, outcome, error, attempts, fallbacks_used, prompt_tokens, \
-     completion_tokens, total_tokens, spend, latency_ms, ttft_ms, metadata, cache_hit, guardrails) \
-     SELECT t.request_id, t.started_at_ms, t.ended_at_ms, t.call_type, t.surface, t.api_key_hash, t.key_alias, \
+     completion_tokens, total_tokens, spend, latency_ms, ttft_ms, metadata, cache_hit, guardrails, messages, \
+     response) SELECT t.request_id, t.started_at_ms, t.ended_at_ms, t.call_type, t.surface, t.api_key_hash, t.key_alias, \
      t.user_id, t.team_id, t.model_requested, t.model_group, t.deployment_id, t.provider, t.upstream_model, \
      t.stream, t.status_code, t.outcome, t.error, t.attempts, t.fallbacks_used, t.prompt_tokens, \
      t.completion_tokens, t.total_tokens, t.spend, t.latency_ms, t.ttft_ms, t.metadata::jsonb, t.cache_hit, \
-     t.guardrails::jsonb FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], \
+     t.guardrails::jsonb, t.messages::jsonb, t.response::jsonb FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], \
      $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bool[], \
      $16::int[], $17::text[], $18::text[], $19::int[], $20::int[], $21::bigint[], $22::bigint[], $23::bigint[], \
-     $24::float8[], $25::bigint[], $26::bigint[], $27::text[], $28::bool[], $29::text[]) \
+     $24::float8[], $25::bigint[], $26::bigint[], $27::text[], $28::bool[], $29::text[], \
+     $30::text[], $31::text[]) \
      AS t(request_id, started_at_ms, ended_at_ms, call_type, surface, api_key_hash, key_alias, user_id, team_id, \
      model_requested, model_group, deployment_id, provider, upstream_model, stream, status_code, outcome, error, \
      attempts, fallbacks_used, prompt_tokens, completion_tokens, total_tokens, spend, latency_ms, ttft_ms, \
-     metadata, cache_hit, guardrails) ON CONFLICT (request_id) DO NOTHING";
+     metadata, cache_hit, guardrails, messages, response) ON CONFLICT (request_id) DO NOTHING";

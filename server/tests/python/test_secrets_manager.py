@@ -3,51 +3,17 @@ Manager API (moto_server): the master key and a provider key, refreshed on a
 schedule without a restart."""
 
 import os
-import pathlib
-import shutil
-import socket
 import subprocess
-import sys
 import textwrap
 
 import boto3
 import httpx
 import pytest
 
+from awsmoto import Moto
 from conftest import Proc, _binary, wait_until
 
 REGION = "us-east-1"
-
-
-class Moto:
-    """moto_server on a free port, ready when it answers."""
-
-    def __init__(self, tmp):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        sock.close()
-        exe = shutil.which("moto_server") or str(pathlib.Path(sys.executable).parent / "moto_server")
-        self.log = open(tmp / "moto.log", "wb")
-        self.p = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=self.log, stderr=self.log)
-        self.url = f"http://127.0.0.1:{port}"
-
-        def up():
-            try:
-                return httpx.get(self.url + "/moto-api/", timeout=1).status_code < 500
-            except httpx.HTTPError:
-                return False
-
-        if not wait_until(up, timeout=30, every=0.2):
-            self.stop()
-            raise RuntimeError("moto_server did not start: " + (tmp / "moto.log").read_text(errors="replace"))
-
-    def stop(self):
-        self.p.terminate()
-        try:
-            self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,9 @@ use std::time::Duration;
 /// measuring the others.
 const EXPLORE: f64 = 0.1;
 
+/// How long past the next scheduled check a failed one keeps a deployment out.
+const CHECK_GRACE: Duration = Duration::from_secs(35);
+
 fn name(d: &Deployment, what: &str) -> String {
     format!("d:{}:{what}", d.config.id)
 }
@@ -438,6 +441,32 @@ impl Router {
         });
     }
 
+    /// After a scheduled health check: a failing deployment of a group of
+    /// several is taken out until the next check; one that passes again is
+    /// put back at once.
+    pub async fn health_checked(
+        &self,
+        d: &Deployment,
+        group_size: usize,
+        passed: bool,
+        was_failing: bool,
+        every: Duration,
+    ) {
+        if !self.cooldowns_apply(group_size) {
+            return;
+        }
+        if !passed {
+            // Until a little after the next check has answered.
+            self.counters
+                .flag(&name(d, "cool"), every + CHECK_GRACE)
+                .await;
+        } else if was_failing {
+            self.counters
+                .flag(&name(d, "cool"), Duration::from_millis(1))
+                .await;
+        }
+    }
+
     /// After a failed call: counts it, and cools the deployment down once it
     /// failed more than its allowance this minute (at once on a 429 that says
     /// when to come back).
@@ -478,6 +507,19 @@ impl Router {
                 return;
             }
             tracing::warn!(deployment = %d.config, failures = counted, cooldown_s = cool.as_secs_f64(), "deployment cooling down");
+            crate::alerts::raise(
+                "cooldown_deployment",
+                format!("cool:{}", d.config.id),
+                cool,
+                format!(
+                    "🧊 Deployment {} of {} ({}/{}) is cooling down for {:.0}s after {counted} failures this minute: {e}",
+                    d.config.id,
+                    d.config.model_name,
+                    d.config.provider,
+                    d.config.upstream_model,
+                    cool.as_secs_f64()
+                ),
+            );
             self.counters.flag(&name(d, "cool"), cool).await;
         }
     }

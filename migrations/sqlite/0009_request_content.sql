@@ -1,0 +1,3 @@
+-- The prompt and the answer of a call, kept when general_settings.store_prompts_in_spend_logs is on.
+ALTER TABLE request_logs ADD COLUMN messages TEXT;
+ALTER TABLE request_logs ADD COLUMN response TEXT;
