@@ -100,13 +100,10 @@ pub enum DestinationKind {
 #[derive(Debug, Clone)]
 pub struct S3Params {
     pub bucket: String,
-    pub region: Option<String>,
-    pub endpoint: Option<String>,
+    /// Region, credentials and endpoint (the bucket's client is made like the Bedrock one).
+    pub aws: super::AwsParams,
     /// Key prefix, without a trailing slash ("" for none).
     pub prefix: String,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<Secret>,
-    pub session_token: Option<Secret>,
     pub path_style: bool,
     pub flush_every: Option<Duration>,
     pub batch_size: Option<usize>,
@@ -381,17 +378,22 @@ fn s3(raw: Option<&RawS3Params>, env: &Env, path: &str) -> Result<S3Params, Fiel
     }
     Ok(S3Params {
         bucket,
-        region: value(&raw.s3_region_name, "s3_region_name")?,
         path_style: raw.s3_use_path_style.unwrap_or(endpoint.is_some()),
-        endpoint,
+        aws: super::AwsParams {
+            access_key_id: value(&raw.s3_aws_access_key_id, "s3_aws_access_key_id")?
+                .map(Secret::new),
+            secret_access_key: value(&raw.s3_aws_secret_access_key, "s3_aws_secret_access_key")?
+                .map(Secret::new),
+            session_token: value(&raw.s3_aws_session_token, "s3_aws_session_token")?
+                .map(Secret::new),
+            region: value(&raw.s3_region_name, "s3_region_name")?,
+            endpoint,
+            ..Default::default()
+        },
         prefix: value(&raw.s3_path, "s3_path")?
             .unwrap_or_default()
             .trim_matches('/')
             .to_string(),
-        access_key_id: value(&raw.s3_aws_access_key_id, "s3_aws_access_key_id")?,
-        secret_access_key: value(&raw.s3_aws_secret_access_key, "s3_aws_secret_access_key")?
-            .map(Secret::new),
-        session_token: value(&raw.s3_aws_session_token, "s3_aws_session_token")?.map(Secret::new),
         flush_every,
         batch_size: raw.s3_batch_size,
     })

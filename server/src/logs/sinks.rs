@@ -225,29 +225,9 @@ fn record(item: &Item, content: bool) -> Value {
 }
 
 async fn s3_client(p: &S3Params) -> aws_sdk_s3::Client {
-    use aws_config::{BehaviorVersion, Region};
-    let region = p
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-        .unwrap_or_else(|| "us-east-1".into());
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(region))
-        // Retries are the destination task's, with its own backoff.
-        .retry_config(aws_config::retry::RetryConfig::disabled());
-    if let (Some(ak), Some(sk)) = (&p.access_key_id, &p.secret_access_key) {
-        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-            ak,
-            sk.expose(),
-            p.session_token.as_ref().map(|t| t.expose().to_string()),
-            None,
-            "tollgate-config",
-        ));
-    }
-    let sdk = loader.load().await;
+    let sdk = crate::providers::bedrock::sdk_config(&p.aws).await;
     let mut conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(p.path_style);
-    if let Some(endpoint) = &p.endpoint {
+    if let Some(endpoint) = &p.aws.endpoint {
         conf = conf.endpoint_url(endpoint);
     }
     aws_sdk_s3::Client::from_conf(conf.build())

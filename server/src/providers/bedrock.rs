@@ -19,9 +19,10 @@ use aws_sdk_bedrockruntime::types::{
 use aws_sdk_bedrockruntime::Client;
 use serde_json::{json, Value};
 
-/// A Bedrock runtime client for these AWS settings (credentials, profile or
-/// role, region, endpoint), with the SDK's retries off: the router owns them.
-pub async fn client(aws: &AwsParams) -> Client {
+/// The AWS settings shared by every AWS client Tollgate makes (credentials,
+/// profile or assumed role, region), with the SDK's retries off: callers own
+/// them (the router, or a log destination's backoff).
+pub async fn sdk_config(aws: &AwsParams) -> aws_config::SdkConfig {
     // The region is always explicit, so the SDK never asks instance metadata for it.
     let region = aws
         .region
@@ -31,7 +32,6 @@ pub async fn client(aws: &AwsParams) -> Client {
         .unwrap_or_else(|| "us-east-1".into());
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region))
-        // The router owns retries and fallbacks.
         .retry_config(aws_config::retry::RetryConfig::disabled());
     if let (Some(ak), Some(sk)) = (&aws.access_key_id, &aws.secret_access_key) {
         loader = loader.credentials_provider(aws_credential_types::Credentials::new(
@@ -45,19 +45,31 @@ pub async fn client(aws: &AwsParams) -> Client {
         loader = loader.profile_name(profile);
     }
     let sdk = loader.load().await;
-    let mut conf = aws_sdk_bedrockruntime::config::Builder::from(&sdk);
-    if let Some(role) = &aws.role_name {
-        let provider = aws_config::sts::AssumeRoleProvider::builder(role)
-            .session_name(
-                aws.session_name
-                    .clone()
-                    .unwrap_or_else(|| "tollgate".into()),
-            )
-            .configure(&sdk)
-            .build()
-            .await;
-        conf = conf.credentials_provider(provider);
+    match &aws.role_name {
+        None => sdk,
+        Some(role) => {
+            let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+                .session_name(
+                    aws.session_name
+                        .clone()
+                        .unwrap_or_else(|| "tollgate".into()),
+                )
+                .configure(&sdk)
+                .build()
+                .await;
+            sdk.to_builder()
+                .credentials_provider(
+                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                )
+                .build()
+        }
     }
+}
+
+/// A Bedrock runtime client for these AWS settings (see [`sdk_config`]) and endpoint.
+pub async fn client(aws: &AwsParams) -> Client {
+    let sdk = sdk_config(aws).await;
+    let mut conf = aws_sdk_bedrockruntime::config::Builder::from(&sdk);
     if let Some(endpoint) = &aws.endpoint {
         conf = conf.endpoint_url(endpoint);
     }
