@@ -6,9 +6,11 @@
 //! counted), each sent once per its dedup window, retried a few times.
 
 use crate::config::AlertingConfig;
+use crate::counters::Counters;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -118,8 +120,13 @@ pub fn budget(
     }
 }
 
-/// Starts the sender; alerts raised before this are not sent.
-pub fn start(cfg: &AlertingConfig, stop: CancellationToken) -> JoinHandle<()> {
+/// Starts the sender; alerts raised before this are not sent. `counters`
+/// deduplicates alerts across processes when they share Redis.
+pub fn start(
+    cfg: &AlertingConfig,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let alerter = Alerter {
         tx,
@@ -130,10 +137,15 @@ pub fn start(cfg: &AlertingConfig, stop: CancellationToken) -> JoinHandle<()> {
         tracing::warn!("alerting was already started in this process");
     }
     tracing::info!(types = ?cfg.types, "alerts are sent to the Slack webhook");
-    tokio::spawn(run(cfg.webhook_url.clone(), rx, stop))
+    tokio::spawn(run(cfg.webhook_url.clone(), counters, rx, stop))
 }
 
-async fn run(url: String, mut rx: mpsc::Receiver<Alert>, stop: CancellationToken) {
+async fn run(
+    url: String,
+    counters: Arc<Counters>,
+    mut rx: mpsc::Receiver<Alert>,
+    stop: CancellationToken,
+) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
@@ -168,6 +180,14 @@ async fn run(url: String, mut rx: mpsc::Receiver<Alert>, stop: CancellationToken
         last_sent.insert(alert.key.clone(), now);
         if last_sent.len() > 10_000 {
             last_sent.retain(|_, at| now.duration_since(*at) < Duration::from_secs(86_400));
+        }
+        // Another process sharing Redis may have sent it already.
+        if !alert.window.is_zero()
+            && !counters
+                .claim(&format!("alert:{}", alert.key), alert.window)
+                .await
+        {
+            continue;
         }
         send(&client, &url, &alert).await;
     }

@@ -188,6 +188,29 @@ impl Counters {
         self.local.flag(name, ttl);
     }
 
+    /// Takes `name` for `ttl` unless someone (any process, with Redis) holds
+    /// it: whether this caller got it. One alert per event across processes.
+    pub async fn claim(&self, name: &str, ttl: Duration) -> bool {
+        if let Some(r) = self.shared() {
+            let mut conn = r.conn.clone();
+            let cmd = redis::cmd("SET")
+                .arg(format!("{}{name}", r.prefix))
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis().max(1) as u64)
+                .to_owned();
+            match tokio::time::timeout(REDIS_TIMEOUT, cmd.query_async::<Option<String>>(&mut conn))
+                .await
+                .unwrap_or_else(|_| Err(timeout_error()))
+            {
+                Ok(set) => return set.is_some(),
+                Err(e) => r.mark_down(&e),
+            }
+        }
+        self.local.claim(name, ttl)
+    }
+
     /// A value kept in Redis (the response cache). `Err` when Redis is not
     /// configured or not answering: the caller goes on without it.
     pub async fn blob_get(&self, name: &str) -> Result<Option<Vec<u8>>, ()> {
@@ -336,6 +359,17 @@ impl Local {
         let now = std::time::Instant::now();
         flags.retain(|_, until| *until > now);
         flags.insert(name.to_string(), now + ttl);
+    }
+
+    fn claim(&self, name: &str, ttl: Duration) -> bool {
+        let mut flags = self.flags.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if flags.get(name).is_some_and(|until| *until > now) {
+            return false;
+        }
+        flags.retain(|_, until| *until > now);
+        flags.insert(name.to_string(), now + ttl);
+        true
     }
 
     fn reserve(&self, checks: &[Check], now: u64) -> Result<Vec<Level>, Refused> {

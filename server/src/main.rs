@@ -250,6 +250,12 @@ async fn serve(
         },
     );
     let router = gateway::router::Router::new(&cfg, &http, &limiter).await;
+    // Alerts stop after the request logs (and their destinations) are flushed.
+    let alerts_stop = tokio_util::sync::CancellationToken::new();
+    let alerter = cfg
+        .alerting
+        .as_ref()
+        .map(|a| alerts::start(a, limiter.counters.clone(), alerts_stop.clone()));
     let directory = directory::Directory::load(
         store.clone(),
         directory::ProxyBudget {
@@ -260,12 +266,6 @@ async fn serve(
     .await
     .map_err(|e| format!("cannot read users, teams and keys: {e}"))?;
     let background = tokio_util::sync::CancellationToken::new();
-    // Alerts stop after the request logs (and their destinations) are flushed.
-    let alerts_stop = tokio_util::sync::CancellationToken::new();
-    let alerter = cfg
-        .alerting
-        .as_ref()
-        .map(|a| alerts::start(a, alerts_stop.clone()));
     let poller = directory.spawn_poller(background.clone());
     limiter.counters.spawn_probe(background.clone());
     let cache = match cfg.cache.clone() {

@@ -14,6 +14,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+/// A deployment's outage (or recovery) is alerted once per this, across
+/// processes sharing Redis: a flapping deployment does not flood the channel.
+const ALERT_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 
 /// One small real call: a 1-token chat, or a one-word embedding for embedding models.
 pub async fn check(d: Arc<Deployment>) -> Result<(), ProviderError> {
@@ -143,7 +146,7 @@ pub fn spawn(
                         crate::alerts::raise(
                             "outage_alerts",
                             format!("outage:{}", d.config.id),
-                            Duration::ZERO,
+                            every.max(ALERT_AT_MOST_EVERY),
                             format!(
                                 "🔴 Deployment {} of {} ({}/{}) failed its health check: {e}",
                                 d.config.id,
@@ -158,7 +161,7 @@ pub fn spawn(
                         crate::alerts::raise(
                             "outage_alerts",
                             format!("recovered:{}", d.config.id),
-                            Duration::ZERO,
+                            every.max(ALERT_AT_MOST_EVERY),
                             format!(
                                 "🟢 Deployment {} of {} ({}/{}) passes its health check again.",
                                 d.config.id,

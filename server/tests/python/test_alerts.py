@@ -2,8 +2,10 @@
 take a failing deployment out of its group, report it at /health, and
 alert on the outage and the recovery."""
 
+import os
 import textwrap
 import time
+import uuid
 
 import httpx
 import openai
@@ -208,3 +210,45 @@ def test_slack_alerting_needs_its_webhook(mock, slow_mock, tmp_path):
             config_text=config_yaml(mock.url, slow_mock.url) + "\ngeneral_settings:\n  alerting: [slack]\n",
         )
     assert "SLACK_WEBHOOK_URL" in str(e.value)
+
+
+@pytest.mark.skipif(not os.environ.get("TOLLGATE_TEST_REDIS_URL"), reason="needs Redis (make test-python)")
+def test_processes_sharing_redis_send_one_alert_per_outage(mock, slow_mock, mock_ctl, tmp_path):
+    env = {
+        "REDIS_URL": os.environ["TOLLGATE_TEST_REDIS_URL"],
+        "TOLLGATE_REDIS_PREFIX": f"alerts-{uuid.uuid4().hex}:",
+    }
+    section = """
+    general_settings:
+      alerting: [slack]
+      background_health_checks: true
+      health_check_interval: 0.3
+    router_settings:
+      num_retries: 0
+    """
+    with Receiver() as slack:
+        env["SLACK_WEBHOOK_URL"] = slack.url
+        gws = []
+        try:
+            for name in ["a", "b"]:
+                (tmp_path / name).mkdir()
+                gws.append(
+                    start_gateway(
+                        mock.url, slow_mock.url, tmp_path / name, config_text=pair_config(mock.url, section), extra_env=env
+                    )
+                )
+            mock_ctl.post("/__mock/faults", json=[{"status": 503, "match": "hc-flaky", "times": 100000}])
+            wait_text(slack, "failed its health check")
+            time.sleep(1.5)  # several more checks in each process
+            assert len([t for t in texts(slack) if "failed its health check" in t]) == 1
+            # Both processes route around it.
+            for gw in gws:
+                client = openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+                for _ in range(6):
+                    raw = client.chat.completions.with_raw_response.create(
+                        model="hc-pair", messages=[{"role": "user", "content": "route me"}]
+                    )
+                    assert raw.headers["x-litellm-model-id"] == "hc-steady-id"
+        finally:
+            for gw in gws:
+                gw.stop()
