@@ -43,6 +43,11 @@ pub fn counts() -> (u64, u64) {
     (SENT.load(Ordering::Relaxed), FAILED.load(Ordering::Relaxed))
 }
 
+/// Whether alerting is on.
+pub fn wants_any() -> bool {
+    ALERTER.get().is_some()
+}
+
 /// Whether alerts of `kind` are sent at all.
 pub fn wants(kind: &str) -> bool {
     ALERTER.get().is_some_and(|a| a.types.contains(kind))
@@ -72,6 +77,21 @@ pub fn raise(kind: &'static str, key: String, window: Duration, text: String) {
     {
         FAILED.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// A test alert (`/health/services?service=slack`), whatever `alert_types`
+/// says: whether alerting is on.
+pub fn test() -> bool {
+    let Some(a) = ALERTER.get() else {
+        return false;
+    };
+    let sent = a.tx.try_send(Alert {
+        kind: "test",
+        key: format!("test:{}", uuid::Uuid::new_v4()),
+        window: Duration::ZERO,
+        text: "✅ Tollgate test alert: alerts reach this channel.".into(),
+    });
+    sent.is_ok()
 }
 
 /// Budget thresholds a spend counter crossed from `before` to `after`:

@@ -89,6 +89,9 @@ struct GatewayParams {
     cache: Directives,
     /// Guardrails the request names (`guardrails`, or `metadata.guardrails`).
     guardrails: Vec<String>,
+    /// `no-log: true`: the call goes to no log destination, and its prompt
+    /// and answer are kept nowhere (its spend is still counted and stored).
+    no_log: bool,
 }
 
 fn take_gateway_params(
@@ -177,6 +180,11 @@ fn take_gateway_params(
             param: Some("cache".into()),
         })?;
     }
+    let no_log = match extra.remove("no-log") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(invalid("no-log", "a boolean")),
+    };
     let server_model = match extra.remove(SERVER_MODEL) {
         Some(Value::String(s)) if !s.is_empty() => Some(s),
         _ => None,
@@ -197,6 +205,7 @@ fn take_gateway_params(
         priority,
         cache,
         guardrails,
+        no_log,
     })
 }
 
@@ -308,6 +317,7 @@ impl<'s> Call<'s> {
             }
             Ok(gp) => {
                 call.log.metadata = gp.metadata.clone();
+                call.log.no_log = gp.no_log;
                 if !state.guardrails.is_empty() || !gp.guardrails.is_empty() {
                     match state.guardrails.select(&gp.guardrails, call.key.as_deref()) {
                         Ok(g) => call.guards = g,
@@ -382,7 +392,7 @@ impl<'s> Call<'s> {
 
     /// Keeps what was sent, for the logs that want it.
     fn keep_prompt(&mut self, messages: impl FnOnce() -> serde_json::Result<Value>) {
-        if self.state.keep_content {
+        if self.state.keep_content && !self.log.no_log {
             self.log.content = Some(Box::new(crate::logs::LoggedContent {
                 messages: messages().unwrap_or(Value::Null),
                 response: None,

@@ -16,6 +16,51 @@ pub fn routes() -> Router<SharedState> {
         .route("/metrics", get(metrics))
         .route("/metrics/", get(metrics))
         .route("/active/callbacks", get(callbacks))
+        .route("/health/services", get(test_service))
+}
+
+#[derive(serde::Deserialize)]
+struct ServiceQuery {
+    service: Option<String>,
+}
+
+/// `GET /health/services?service=slack|s3|langsmith|otel|webhook` (admins):
+/// sends a test alert, or a test record to a log destination.
+async fn test_service(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+    axum::extract::Query(q): axum::extract::Query<ServiceQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !auth.is_admin() {
+        return Err(ApiError::forbidden("/health/services is for admins"));
+    }
+    let service = q.service.unwrap_or_default();
+    let configured = || {
+        let mut names: Vec<&str> = state.exporters.stats().iter().map(|d| d.name).collect();
+        if crate::alerts::wants_any() {
+            names.push("slack");
+        }
+        names.join(", ")
+    };
+    let sent = match service.as_str() {
+        "slack" | "webhook_alerting" => crate::alerts::test(),
+        "generic_api" => state.exporters.test("webhook"),
+        name => state.exporters.test(name),
+    };
+    if !sent {
+        return Err(ApiError::bad_request(format!(
+            "service {service:?} is not configured here (configured: {})",
+            match configured() {
+                c if c.is_empty() => "none".to_string(),
+                c => c,
+            }
+        ))
+        .param("service"));
+    }
+    Ok(Json(json!({
+        "status": "success",
+        "message": format!("a test was sent to {service}; check that it arrived"),
+    })))
 }
 
 async fn metrics(State(state): State<SharedState>) -> Response {

@@ -249,7 +249,7 @@ impl Exporters {
     /// Hands a written batch to the destinations that take its kind of record.
     pub fn offer(&self, logs: &[Arc<RequestLog>]) {
         for s in &self.shared {
-            let wanted = logs.iter().filter(|l| {
+            let wanted = logs.iter().filter(|l| !l.no_log).filter(|l| {
                 if l.outcome == "success" {
                     s.dest.success
                 } else {
@@ -266,6 +266,27 @@ impl Exporters {
         for s in self.shared.iter().filter(|s| s.dest.service) {
             s.push(std::iter::once(Item::Service(Arc::clone(&event))));
         }
+    }
+
+    /// A test record for the destination `name` (`/health/services`):
+    /// whether there is such a destination.
+    pub fn test(&self, name: &str) -> bool {
+        let mut found = false;
+        for s in self.shared.iter().filter(|s| s.dest.name() == name) {
+            found = true;
+            s.push(std::iter::once(Item::Service(Arc::new(
+                serde_json::json!({
+                    "type": "service",
+                    "service": "tollgate",
+                    "event": "health_services_test",
+                    "status": "success",
+                    "error": null,
+                    "time": super::now_ms() as f64 / 1000.0,
+                }),
+            ))));
+            s.wake.notify_one();
+        }
+        found
     }
 
     pub fn stats(&self) -> Vec<DestinationStats> {

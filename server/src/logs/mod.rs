@@ -62,6 +62,8 @@ pub struct RequestLog {
     /// The prompt and the answer, when something keeps them (the store with
     /// `store_prompts_in_spend_logs`, or the log destinations).
     pub content: Option<Box<LoggedContent>>,
+    /// The caller asked for `no-log`: no log destination gets this call.
+    pub no_log: bool,
 }
 
 /// Milliseconds since the Unix epoch.

@@ -252,3 +252,24 @@ def test_processes_sharing_redis_send_one_alert_per_outage(mock, slow_mock, mock
         finally:
             for gw in gws:
                 gw.stop()
+
+
+def test_a_test_alert_can_be_sent(mock, slow_mock, tmp_path):
+    with Receiver() as slack:
+        gw = start_gateway(
+            mock.url,
+            slow_mock.url,
+            tmp_path,
+            config_text=config_yaml(mock.url, slow_mock.url)
+            + "\ngeneral_settings:\n  alerting: [slack]\n  alert_types: [budget_alerts]\n",
+            extra_env={"SLACK_WEBHOOK_URL": slack.url},
+        )
+        try:
+            r = httpx.get(gw.url + "/health/services", params={"service": "slack"}, headers=H)
+            assert r.status_code == 200, r.text
+            assert wait_text(slack, "test alert")
+            key = httpx.post(gw.url + "/key/generate", headers=H, json={}).json()["key"]
+            r = httpx.get(gw.url + "/health/services", params={"service": "slack"}, headers={"Authorization": f"Bearer {key}"})
+            assert r.status_code == 403
+        finally:
+            assert gw.stop() == 0

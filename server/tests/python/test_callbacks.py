@@ -746,3 +746,40 @@ def test_service_callback_gets_redis_outages(mock, slow_mock, receiver, tmp_path
         assert len(redis) == 1, "one event per outage, not one per failed command"
         assert all(p.get("type") == "service" for p in events), "request logs stay out of service_callback"
         assert destination(gw, "webhook")["service"] is True
+
+
+def test_no_log_calls_reach_no_destination_and_services_can_be_tested(mock, slow_mock, receiver, tmp_path):
+    section = """
+    litellm_settings:
+      callbacks: [webhook]
+    general_settings:
+      store_prompts_in_spend_logs: true
+    """
+    with running(mock, slow_mock, tmp_path, section, env=webhook_env(receiver)) as gw:
+        marker = uuid.uuid4().hex
+        hidden = chat(gw, f"hidden {marker}", extra_body={"no-log": True})[0]
+        shown = chat(gw, "shown")[0]
+        wait_payloads(receiver, [shown])
+        time.sleep(0.5)
+        assert marker.encode() not in b"".join(r.body for r in receiver.snapshot())
+        assert hidden not in {p.get("id") for p in webhook_payloads(receiver.snapshot())}
+        # Its spend is still logged, without its prompt.
+        def logged():
+            rows = admin(gw).get("/spend/logs", params={"request_id": hidden}).json()
+            return next((r for r in rows if r["request_id"] == hidden), None)
+
+        assert wait_until(logged, timeout=WAIT)
+        row = logged()
+        assert row["messages"] is None and row["total_tokens"] > 0
+        with pytest.raises(openai.BadRequestError) as e:
+            chat(gw, "x", extra_body={"no-log": "yes"})
+        assert "no-log" in str(e.value)
+
+        # /health/services sends a test record to a destination.
+        r = admin(gw).get("/health/services", params={"service": "webhook"})
+        assert r.status_code == 200 and r.json()["status"] == "success"
+        receiver.wait_until(
+            lambda recs: any(p.get("event") == "health_services_test" for p in webhook_payloads(recs)), timeout=WAIT
+        )
+        r = admin(gw).get("/health/services", params={"service": "langsmith"})
+        assert r.status_code == 400 and "configured: webhook" in r.json()["error"]["message"]
