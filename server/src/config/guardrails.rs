@@ -3,7 +3,6 @@
 
 use super::litellm::{OneOrMany, ScalarString};
 use super::{AwsParams, Env};
-use crate::secret::Secret;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -246,26 +245,7 @@ pub fn guardrails(
                 GuardrailKind::Bedrock {
                     identifier: req("guardrailIdentifier", &p.guardrail_identifier)?,
                     version: req("guardrailVersion", &p.guardrail_version)?,
-                    aws: AwsParams {
-                        access_key_id: resolve("aws_access_key_id", p.aws_access_key_id.as_ref())
-                            .map(Secret::new),
-                        secret_access_key: resolve(
-                            "aws_secret_access_key",
-                            p.aws_secret_access_key.as_ref(),
-                        )
-                        .map(Secret::new),
-                        session_token: resolve("aws_session_token", p.aws_session_token.as_ref())
-                            .map(Secret::new),
-                        region: resolve("aws_region_name", p.aws_region_name.as_ref()),
-                        profile: resolve("aws_profile_name", p.aws_profile_name.as_ref()),
-                        role_name: resolve("aws_role_name", p.aws_role_name.as_ref()),
-                        session_name: resolve("aws_session_name", p.aws_session_name.as_ref()),
-                        endpoint: resolve(
-                            "aws_bedrock_runtime_endpoint",
-                            p.aws_bedrock_runtime_endpoint.as_ref(),
-                        )
-                        .or_else(|| env.get("AWS_BEDROCK_RUNTIME_ENDPOINT")),
-                    },
+                    aws: aws_params!(p, &resolve, env),
                     mask_request: p.mask_request_content.unwrap_or(false),
                     mask_response: p.mask_response_content.unwrap_or(false),
                 }

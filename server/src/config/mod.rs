@@ -1,5 +1,34 @@
 //! Configuration: LiteLLM's `config.yaml`, parsed, then validated, then turned into runtime types.
 
+/// [`AwsParams`] from a raw section with LiteLLM's `aws_*` fields (a
+/// deployment's `litellm_params`, a Bedrock guardrail's), each value passed
+/// through `resolve(field, value)`; the endpoint falls back to
+/// `AWS_BEDROCK_RUNTIME_ENDPOINT`.
+macro_rules! aws_params {
+    ($p:expr, $resolve:expr, $env:expr) => {{
+        let p = $p;
+        #[allow(unused_mut)]
+        let mut resolve = $resolve;
+        $crate::config::AwsParams {
+            access_key_id: resolve("aws_access_key_id", p.aws_access_key_id.as_ref())
+                .map($crate::secret::Secret::new),
+            secret_access_key: resolve("aws_secret_access_key", p.aws_secret_access_key.as_ref())
+                .map($crate::secret::Secret::new),
+            session_token: resolve("aws_session_token", p.aws_session_token.as_ref())
+                .map($crate::secret::Secret::new),
+            region: resolve("aws_region_name", p.aws_region_name.as_ref()),
+            profile: resolve("aws_profile_name", p.aws_profile_name.as_ref()),
+            role_name: resolve("aws_role_name", p.aws_role_name.as_ref()),
+            session_name: resolve("aws_session_name", p.aws_session_name.as_ref()),
+            endpoint: resolve(
+                "aws_bedrock_runtime_endpoint",
+                p.aws_bedrock_runtime_endpoint.as_ref(),
+            )
+            .or_else(|| $env.get("AWS_BEDROCK_RUNTIME_ENDPOINT")),
+        }
+    }};
+}
+
 pub mod alerting;
 pub mod callbacks;
 pub mod demo;
@@ -1034,21 +1063,7 @@ fn build_deployment(
         .map(Secret::new);
     let api_version =
         resolve("api_version", p.api_version.as_ref()).or_else(|| env.get("AZURE_API_VERSION"));
-    let aws = AwsParams {
-        access_key_id: resolve("aws_access_key_id", p.aws_access_key_id.as_ref()).map(Secret::new),
-        secret_access_key: resolve("aws_secret_access_key", p.aws_secret_access_key.as_ref())
-            .map(Secret::new),
-        session_token: resolve("aws_session_token", p.aws_session_token.as_ref()).map(Secret::new),
-        region: resolve("aws_region_name", p.aws_region_name.as_ref()),
-        profile: resolve("aws_profile_name", p.aws_profile_name.as_ref()),
-        role_name: resolve("aws_role_name", p.aws_role_name.as_ref()),
-        session_name: resolve("aws_session_name", p.aws_session_name.as_ref()),
-        endpoint: resolve(
-            "aws_bedrock_runtime_endpoint",
-            p.aws_bedrock_runtime_endpoint.as_ref(),
-        )
-        .or_else(|| env.get("AWS_BEDROCK_RUNTIME_ENDPOINT")),
-    };
+    let aws = aws_params!(p, &mut resolve, env);
     let organization = resolve("organization", p.organization.as_ref());
     let extra_headers = p
         .extra_headers

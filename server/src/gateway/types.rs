@@ -482,29 +482,16 @@ impl ChatChunk {
         }
     }
 
-    /// The trailing usage-only chunk (`choices: []`).
     /// One text delta for choice 0.
     pub fn text(id: &str, created: i64, model: &str, text: String) -> Self {
-        ChatChunk {
-            id: id.to_string(),
-            object: chunk_object(),
-            created,
-            model: model.to_string(),
-            system_fingerprint: None,
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta: Delta {
-                    content: Some(text),
-                    ..Default::default()
-                },
-                logprobs: None,
-                finish_reason: None,
-            }],
-            usage: None,
-            extra: Map::new(),
-        }
+        let delta = Delta {
+            content: Some(text),
+            ..Default::default()
+        };
+        Self::delta(id, created, model, delta, None)
     }
 
+    /// The trailing usage-only chunk (`choices: []`).
     pub fn usage_only(id: &str, created: i64, model: &str, usage: Usage) -> Self {
         ChatChunk {
             id: id.to_string(),
