@@ -20,14 +20,30 @@ case "${1:-start}" in
       if [ "$(id -u)" = 0 ]; then apt-get update -qq >&2 && "${apt_install[@]}" >&2; else sudo apt-get update -qq >&2 && sudo "${apt_install[@]}" >&2; fi
       bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
     fi
-    if ! as_pg "$bin/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
-      if [ ! -f "$PGDATA/PG_VERSION" ]; then
-        mkdir -p "$PGDATA"
-        [ "$(id -u)" = 0 ] && chown postgres:postgres "$PGDATA"
-        as_pg "$bin/initdb" -D "$PGDATA" --auth=trust -U postgres >/dev/null
+    # A server already answering on the port is reused, whoever started it: pg_ctl's
+    # own status check cannot see a postmaster started in another PID namespace.
+    if ! as_pg "$bin/pg_isready" -q -h 127.0.0.1 -p "$PGPORT" -t 2; then
+      start_pg() {
+        if [ ! -f "$PGDATA/PG_VERSION" ]; then
+          mkdir -p "$PGDATA"
+          [ "$(id -u)" = 0 ] && chown postgres:postgres "$PGDATA"
+          as_pg "$bin/initdb" -D "$PGDATA" --auth=trust -U postgres >/dev/null
+        fi
+        as_pg "$bin/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
+          -o "-p $PGPORT -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >&2
+      }
+      if ! start_pg; then
+        # A data directory left by a server that was killed (or is held by one we
+        # cannot see) is thrown away: it only ever holds test data.
+        echo "postgres did not start; its log says:" >&2
+        tail -n 5 "$PGDATA/server.log" >&2 || true
+        if as_pg "$bin/pg_isready" -q -h 127.0.0.1 -p "$PGPORT" -t 5; then
+          echo "a server answers on $PGPORT after all; using it" >&2
+        else
+          rm -rf "$PGDATA" "/tmp/.s.PGSQL.$PGPORT" "/tmp/.s.PGSQL.$PGPORT.lock"
+          start_pg
+        fi
       fi
-      as_pg "$bin/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
-        -o "-p $PGPORT -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >&2
     fi
     as_pg "$bin/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -tAc \
       "SELECT 1 FROM pg_database WHERE datname='tollgate_test'" | grep -q 1 \
