@@ -185,14 +185,16 @@ fn parse_body(body: &[u8]) -> Result<Value, AwsError> {
         .map_err(|e| AwsError::validation(format!("The request body is not valid JSON: {e}")))
 }
 
-/// The neutral request for a Converse body, and the gateway fields it carried.
+/// The neutral request for a Converse body, with the gateway fields it carried,
+/// and whether it named a guardrail in Bedrock's own `guardrailConfig`.
 fn request(
     state: &SharedState,
     model_id: &str,
     body: &[u8],
     stream: bool,
-) -> Result<ChatRequest, AwsError> {
+) -> Result<(ChatRequest, bool), AwsError> {
     let body = parse_body(body)?;
+    let guardrail_config = body.get("guardrailConfig").is_some_and(|g| !g.is_null());
     let model = resolve_model(state, model_id);
     let (mut req, gateway) = converse::to_openai(&body, &model, stream)?;
     // Chat history and managed prompts: the pipeline reads these from the request.
@@ -206,7 +208,7 @@ fn request(
             "messages must contain at least one message",
         ));
     }
-    Ok(req)
+    Ok((req, guardrail_config))
 }
 
 fn call_meta<'a>(
@@ -239,10 +241,29 @@ async fn converse(
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let started = Instant::now();
-    let req = request(&state, &model_id, &body, false)?;
+    let (req, guardrail_config) = request(&state, &model_id, &body, false)?;
     let request_id = super::openai::request_id(rid.as_deref());
     let meta = call_meta(&auth, &request_id, &headers);
-    let (answer, info) = pipeline::chat(&state, meta, req).await?;
+    let (answer, info) = match pipeline::chat(&state, meta, req).await {
+        Ok(done) => done,
+        // As Bedrock does: a guardrail named in `guardrailConfig` that intervenes
+        // is an answer, not an error, with the guardrail's message as its text.
+        Err(GatewayError::Guardrail(iv)) if guardrail_config && !iv.unavailable => {
+            let out = converse::intervened(&iv.message, started.elapsed().as_millis() as u64);
+            let mut resp = (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                out.to_string(),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                resp.headers_mut()
+                    .insert(HeaderName::from_static("x-amzn-requestid"), v);
+            }
+            return Ok(resp);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let out = converse::from_response(&answer, started.elapsed().as_millis() as u64);
     let mut resp = (
         StatusCode::OK,
@@ -296,10 +317,33 @@ async fn converse_stream(
     body: Bytes,
 ) -> Result<Response, AwsError> {
     let started = Instant::now();
-    let req = request(&state, &model_id, &body, true)?;
+    let (req, guardrail_config) = request(&state, &model_id, &body, true)?;
     let request_id = super::openai::request_id(rid.as_deref());
     let meta = call_meta(&auth, &request_id, &headers);
-    let (stream, info) = pipeline::chat_stream(&state, meta, req).await?;
+    let (stream, info) = match pipeline::chat_stream(&state, meta, req).await {
+        Ok(started) => started,
+        Err(GatewayError::Guardrail(iv)) if guardrail_config && !iv.unavailable => {
+            // Refused before the model was called: a whole, short stream that
+            // says so, as Bedrock answers a blocked input.
+            let mut out = Vec::new();
+            converse::StreamEvents::default().intervene(
+                &iv.message,
+                Some(started.elapsed().as_millis() as u64),
+                &mut out,
+            );
+            let buf: Vec<u8> = out.iter().flat_map(|(k, p)| event(k, p)).collect();
+            let body = futures::stream::once(async move {
+                Ok::<_, std::convert::Infallible>(Bytes::from(buf))
+            });
+            let mut resp = super::openai::streamed("application/vnd.amazon.eventstream", body);
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                resp.headers_mut()
+                    .insert(HeaderName::from_static("x-amzn-requestid"), v);
+            }
+            return Ok(resp);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut events = converse::StreamEvents::default();
     let body = stream.map(move |item| {
         let mut out = Vec::new();
@@ -311,6 +355,15 @@ async fn converse_stream(
                     buf.extend_from_slice(&event(kind, payload));
                 }
                 Bytes::from(buf)
+            }
+            // A guardrail named in `guardrailConfig` cutting the answer ends the
+            // message with Bedrock's stop reason; the text already sent passed it.
+            Err(e) if guardrail_config && e.kind == ErrorKind::Guardrail => {
+                events.intervene(&e.message, None, &mut out);
+                out.iter()
+                    .flat_map(|(k, p)| event(k, p))
+                    .collect::<Vec<u8>>()
+                    .into()
             }
             Err(e) => {
                 let kind = match e.kind {

@@ -228,7 +228,7 @@ def test_keys_and_teams_carry_guardrails(gw):
     assert client(gw.url, plain).chat.completions.create(model="guarded", messages=msg).choices
 
 
-def test_bedrock_clients_get_a_validation_exception(gw):
+def test_bedrock_clients_get_bedrocks_answers(gw):
     br = boto3.client(
         "bedrock-runtime",
         endpoint_url=gw.url + "/bedrock",
@@ -239,20 +239,45 @@ def test_bedrock_clients_get_a_validation_exception(gw):
     br.meta.events.register(
         "request-created.*", lambda request, **_: request.headers.__setitem__("Authorization", f"Bearer {MASTER_KEY}")
     )
-    with pytest.raises(br.exceptions.ValidationException) as e:
-        br.converse(
+    # Named in Bedrock's own guardrailConfig, an intervention is an answer, as
+    # Bedrock gives it: stopReason guardrail_intervened, the guardrail's message.
+    msgs = [{"role": "user", "content": [{"text": "tell me about Project Nightingale"}]}]
+    out = br.converse(
+        modelId="guarded", messages=msgs, guardrailConfig={"guardrailIdentifier": "banned-in", "guardrailVersion": "1"}
+    )
+    assert out["stopReason"] == "guardrail_intervened"
+    assert "banned-in" in out["output"]["message"]["content"][0]["text"]
+    assert out["usage"]["inputTokens"] == 0
+    events = list(
+        br.converse_stream(
+            modelId="guarded", messages=msgs, guardrailConfig={"guardrailIdentifier": "banned-in", "guardrailVersion": "1"}
+        )["stream"]
+    )
+    kinds = [next(iter(e)) for e in events]
+    assert kinds == ["messageStart", "contentBlockDelta", "contentBlockStop", "messageStop", "metadata"]
+    assert events[3]["messageStop"]["stopReason"] == "guardrail_intervened"
+    assert "banned-in" in events[1]["contentBlockDelta"]["delta"]["text"]
+    # An answer cut part-way ends the same way, after the text that passed.
+    events = list(
+        br.converse_stream(
             modelId="guarded",
-            messages=[{"role": "user", "content": [{"text": "tell me about Project Nightingale"}]}],
-            guardrailConfig={"guardrailIdentifier": "banned-in", "guardrailVersion": "1"},
-        )
-    assert "banned-in" in str(e.value)
-    # Or named among the additional fields, as on the OpenAI interface.
-    with pytest.raises(br.exceptions.ValidationException):
+            messages=[{"role": "user", "content": [{"text": "one two three four five six seven eight and the launch codes"}]}],
+            guardrailConfig={"guardrailIdentifier": "banned-out", "guardrailVersion": "1"},
+        )["stream"]
+    )
+    stops = [e["messageStop"]["stopReason"] for e in events if "messageStop" in e]
+    assert stops == ["guardrail_intervened"]
+    texts = [e["contentBlockDelta"]["delta"].get("text", "") for e in events if "contentBlockDelta" in e]
+    assert "launch codes" not in "".join(texts[:-1]) and "banned-out" in texts[-1]
+    # Named among the additional fields, as on the OpenAI interface, a block is
+    # a ValidationException.
+    with pytest.raises(br.exceptions.ValidationException) as e:
         br.converse(
             modelId="guarded",
             messages=[{"role": "user", "content": [{"text": "SSN 123-45-6789"}]}],
             additionalModelRequestFields={"guardrails": ["no-ssn"]},
         )
+    assert "no-ssn" in str(e.value)
     # Without them, the same text goes through.
     out = br.converse(modelId="guarded", messages=[{"role": "user", "content": [{"text": "Project Nightingale"}]}])
     assert out["stopReason"] == "end_turn"

@@ -387,6 +387,17 @@ pub fn from_response(resp: &ChatResponse, latency_ms: u64) -> Value {
     })
 }
 
+/// The Converse answer of a call a guardrail named in `guardrailConfig` refused
+/// before the model answered: its message as the text, no tokens spent.
+pub fn intervened(message: &str, latency_ms: u64) -> Value {
+    json!({
+        "output": {"message": {"role": "assistant", "content": [{"text": message}]}},
+        "stopReason": "guardrail_intervened",
+        "usage": {"inputTokens": 0, "outputTokens": 0, "totalTokens": 0},
+        "metrics": {"latencyMs": latency_ms},
+    })
+}
+
 /// Turns neutral chunks into ConverseStream events: `(event type, payload)`.
 #[derive(Default)]
 pub struct StreamEvents {
@@ -401,6 +412,41 @@ impl StreamEvents {
     fn close(&mut self, out: &mut Vec<(&'static str, Value)>) {
         if let Some((i, _)) = self.open.take() {
             out.push(("contentBlockStop", json!({"contentBlockIndex": i})));
+        }
+    }
+
+    /// Ends the message because a guardrail intervened: its message as a last
+    /// text block, then `messageStop` with `guardrail_intervened`. With
+    /// `latency_ms` (refused before the call) a `metadata` event follows with no
+    /// tokens; a stream cut part-way has already had its usage counted elsewhere.
+    pub fn intervene(
+        &mut self,
+        message: &str,
+        latency_ms: Option<u64>,
+        out: &mut Vec<(&'static str, Value)>,
+    ) {
+        if self.stopped {
+            return;
+        }
+        if !self.started {
+            self.started = true;
+            out.push(("messageStart", json!({"role": "assistant"})));
+        }
+        self.close(out);
+        let i = self.next_index;
+        self.next_index += 1;
+        out.push((
+            "contentBlockDelta",
+            json!({"contentBlockIndex": i, "delta": {"text": message}}),
+        ));
+        out.push(("contentBlockStop", json!({"contentBlockIndex": i})));
+        self.stopped = true;
+        out.push(("messageStop", json!({"stopReason": "guardrail_intervened"})));
+        if let Some(ms) = latency_ms {
+            out.push((
+                "metadata",
+                json!({"usage": {"inputTokens": 0, "outputTokens": 0, "totalTokens": 0}, "metrics": {"latencyMs": ms}}),
+            ));
         }
     }
 
