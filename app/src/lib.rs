@@ -89,6 +89,11 @@ fn TopBar() -> impl IntoView {
                 <nav class="nav" aria-label="Console">
                     <A href="/ui/models">"Models"</A>
                 </nav>
+                <form class="signout" method="post" action="/ui/logout">
+                    <button class="btn btn-quiet" type="submit">
+                        "Sign out"
+                    </button>
+                </form>
             </div>
         </header>
     }

@@ -1,5 +1,5 @@
-//! `/ui/login`: a plain HTML form (works without wasm) that posts the master
-//! key to `/ui/session`, which the server handles.
+//! `/ui/login`: a plain HTML form (works without wasm) that posts an email and
+//! password, or the master key, to `/ui/session`, which the server handles.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -11,7 +11,13 @@ use crate::HOME_PATH;
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let next = move || safe_next(query.read().get("next").as_deref()).to_string();
-    let rejected = move || query.read().get("error").as_deref() == Some("invalid");
+    let email = move || query.read().get("email").unwrap_or_default();
+    let error = move || {
+        query
+            .read()
+            .get("error")
+            .map(|e| sign_in_error(&e).to_string())
+    };
 
     view! {
         <Title text="Sign in · Tollgate" />
@@ -24,17 +30,33 @@ pub fn LoginPage() -> impl IntoView {
                     <span class="brand-name">"Tollgate"</span>
                 </div>
                 <h1>"Sign in to the console"</h1>
-                <p class="muted">"Use the gateway's master key."</p>
-                <Show when=rejected>
-                    <p class="form-error" role="alert" data-testid="login-error">
-                        "That key was not accepted."
-                    </p>
-                </Show>
-                <label for="master_key">"Master key"</label>
+                <p class="muted">
+                    "With your email and password, or as an admin with the gateway's master key (leave the email empty)."
+                </p>
+                {move || {
+                    error()
+                        .map(|e| {
+                            view! {
+                                <p class="form-error" role="alert" data-testid="login-error">
+                                    {e}
+                                </p>
+                            }
+                        })
+                }}
+                <label for="email">"Email"</label>
                 <input
-                    id="master_key"
+                    id="email"
+                    type="email"
+                    name="email"
+                    autocomplete="username"
+                    placeholder="empty for the master key"
+                    value=email
+                />
+                <label for="password">"Password or master key"</label>
+                <input
+                    id="password"
                     type="password"
-                    name="master_key"
+                    name="password"
                     autocomplete="current-password"
                     required
                     autofocus
@@ -45,6 +67,15 @@ pub fn LoginPage() -> impl IntoView {
                 </button>
             </form>
         </main>
+    }
+}
+
+/// What the sign-in page says for the server's `error` code.
+pub fn sign_in_error(code: &str) -> &'static str {
+    match code {
+        "limited" => "Too many sign-in attempts. Wait a minute, then try again.",
+        "unavailable" => "Signing in is not possible right now (the gateway's store did not answer). Try again shortly.",
+        _ => "That email and password, or master key, were not accepted.",
     }
 }
 

@@ -15,7 +15,7 @@ async function openModels(page: Page): Promise<void> {
   if (new URL(page.url()).pathname === '/ui/login') {
     expect(masterKey, 'TOLLGATE_MASTER_KEY must be set: the server asks for a sign-in').not.toBe('');
     await expect(page.locator('input[name="next"]')).toHaveValue('/ui/models');
-    await page.getByLabel('Master key').fill(masterKey);
+    await page.getByLabel('Password or master key').fill(masterKey);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForURL('**/ui/models');
   }
@@ -131,18 +131,21 @@ test.describe('/ui/models', () => {
 
 test.describe('/ui/login', () => {
   test('renders the sign-in form with the error and the next path', async ({ page }) => {
-    await page.goto('/ui/login?error=invalid&next=%2Fui%2Fmodels%3Fq%3Dgpt');
+    await page.goto('/ui/login?error=invalid&next=%2Fui%2Fmodels%3Fq%3Dgpt&email=ann%40example.com');
     await expect(page.getByRole('heading', { name: /sign in/i })).toBeVisible();
-    await expect(page.getByText('That key was not accepted.')).toBeVisible();
+    const rejected = 'That email and password, or master key, were not accepted.';
+    await expect(page.getByText(rejected)).toBeVisible();
     const form = page.locator('form[method="post"][action="/ui/session"]');
-    await expect(form.locator('input[type="password"][name="master_key"]')).toBeVisible();
-    await expect(page.getByLabel('Master key')).toHaveAttribute('name', 'master_key');
+    await expect(form.locator('input[type="password"][name="password"]')).toBeVisible();
+    await expect(page.getByLabel('Password or master key')).toHaveAttribute('name', 'password');
+    // The email typed before the error is kept.
+    await expect(page.getByLabel('Email')).toHaveValue('ann@example.com');
     await expect(form.locator('input[type="hidden"][name="next"]')).toHaveValue('/ui/models?q=gpt');
     await expect(form.getByRole('button', { name: 'Sign in' })).toBeVisible();
 
     await page.goto('/ui/login?next=//evil.example');
     await expect(page.locator('input[name="next"]')).toHaveValue('/ui/models');
-    await expect(page.getByText('That key was not accepted.')).toHaveCount(0);
+    await expect(page.getByText(rejected)).toHaveCount(0);
   });
 });
 
@@ -151,7 +154,7 @@ test.describe('without JavaScript', () => {
 
   test('the login form and the model list are server-rendered', async ({ page }) => {
     await page.goto('/ui/login');
-    await expect(page.locator('form[action="/ui/session"] input[name="master_key"]')).toBeVisible();
+    await expect(page.locator('form[action="/ui/session"] input[name="password"]')).toBeVisible();
     await expect(page.locator('input[name="next"]')).toHaveValue('/ui/models');
 
     await openModels(page);

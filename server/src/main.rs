@@ -360,7 +360,15 @@ async fn serve(
         ui::leptos_options(&site_root, addr),
         Arc::new(http::console::Backend(state.clone())),
     );
-    let app = http::router(state.clone(), console);
+    // Behind a load balancer that ends TLS, PROXY_BASE_URL (LiteLLM's name for
+    // the address people reach the console at) says the console is on HTTPS.
+    let secure_cookies = tls.is_some()
+        || env
+            .get("PROXY_BASE_URL")
+            .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"));
+    auth::sessions::DbSessionStore::new(state.store.clone())
+        .spawn_cleaner(std::time::Duration::from_secs(600), background.clone());
+    let app = http::router(state.clone(), console, secure_cookies);
     tracing::info!(%addr, models = state.router.load().groups().count(), tls = tls.is_some(), "tollgate serving");
     if let Some(config) = tls {
         let std_listener = listener.into_std().map_err(|e| e.to_string())?;
@@ -377,7 +385,7 @@ async fn serve(
             .map_err(|e| e.to_string())?
             .acceptor(acceptor)
             .handle(handle)
-            .serve(app.into_make_service())
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
             .await
             .map_err(|e| format!("server error: {e}"))?;
     } else {
@@ -389,10 +397,13 @@ async fn serve(
         });
         // One machine-readable line, for scripts and tests that start Tollgate on port 0.
         println!("tollgate listening on http://{addr}");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| format!("server error: {e}"))?;
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
     }
     tracing::info!("shutting down: flushing request logs");
     background.cancel();

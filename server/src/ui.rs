@@ -205,17 +205,17 @@ mod tests {
         .await?;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains(r#"method="post""#) && body.contains(r#"action="/ui/session""#));
-        assert!(body.contains(r#"name="master_key""#));
+        assert!(body.contains(r#"name="password""#) && body.contains(r#"name="email""#));
         assert!(
             body.contains(r#"name="next""#) && body.contains(r#"value="/ui/models?q=gpt""#),
             "{body}"
         );
-        assert!(body.contains("That key was not accepted."));
+        assert!(body.contains("were not accepted."));
 
         let (_, _, body) = call(&router, Method::GET, "/ui/login?next=//evil.example").await?;
         assert!(body.contains(r#"value="/ui/models""#));
         assert!(!body.contains("evil.example"));
-        assert!(!body.contains("That key was not accepted."));
+        assert!(!body.contains("were not accepted."));
         Ok(())
     }
 

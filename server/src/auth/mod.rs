@@ -3,6 +3,9 @@
 //! master key, and virtual keys in the [`Directory`]), so no request waits on
 //! the database.
 
+pub mod password;
+pub mod sessions;
+
 use crate::directory::records::Role;
 use crate::directory::{Directory, KeyEntry, KeyRejected};
 use crate::secret::Secret;
@@ -159,9 +162,47 @@ impl Authenticator {
         }
     }
 
-    /// The principal stored in a console session.
+    /// The principal stored in a console session: `master`, or `user:{id}`
+    /// for a user who signed in with a password or through OIDC. A user is
+    /// represented by a key of their own that only the session holds (no
+    /// secret exists for it), so every rule that reads a key's user applies;
+    /// a blocked or deleted user's session resolves to nothing.
     pub fn session_principal(&self, principal: &str) -> Option<AuthContext> {
-        (principal == "master").then(|| self.master())
+        if principal == "master" {
+            return Some(self.master());
+        }
+        let user_id = principal.strip_prefix("user:")?;
+        let snap = self.directory.snapshot();
+        let user = snap.users.get(user_id)?.clone();
+        if user.record.blocked {
+            return None;
+        }
+        let token = format!("session:{user_id}");
+        let record = crate::directory::records::KeyRecord {
+            token: token.clone(),
+            key_name: "console session".into(),
+            key_alias: None,
+            user_id: Some(user_id.to_string()),
+            team_id: None,
+            blocked: false,
+            expires_at: None,
+            spend: 0.0,
+            budget_reset_at: None,
+            settings: Default::default(),
+            created_by: None,
+            created_at: user.record.created_at,
+            updated_at: user.record.updated_at,
+        };
+        Some(AuthContext {
+            key_hash: Some(Arc::from(token.as_str())),
+            key_alias: None,
+            principal: Principal::Key(Arc::new(KeyEntry {
+                record,
+                spend: Default::default(),
+                user: Some(user),
+                team: None,
+            })),
+        })
     }
 }
 

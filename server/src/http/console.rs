@@ -2,14 +2,18 @@
 //! master key (a session cookie), and the data the console pages read.
 
 use crate::auth::SESSION_PRINCIPAL;
+use crate::counters::Check;
 use crate::gateway::router::HealthState;
 use crate::state::SharedState;
 use app::{DeploymentView, Health, ModelGroupView};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
+use axum::Extension;
 use axum::{Form, Router};
 use serde::Deserialize;
+use std::net::SocketAddr;
 use tower_sessions::Session;
 
 pub fn routes() -> Router<SharedState> {
@@ -20,32 +24,122 @@ pub fn routes() -> Router<SharedState> {
 
 #[derive(Deserialize)]
 struct SignIn {
-    master_key: String,
+    /// A user's email; empty (or `admin`, as in LiteLLM) for the master key.
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    /// The older form's field: the master key.
+    #[serde(default)]
+    master_key: Option<String>,
     #[serde(default)]
     next: Option<String>,
 }
 
+/// Sign-in attempts allowed per minute, from one address and for one account.
+pub const SIGN_IN_PER_MINUTE: u64 = 10;
+
+/// The address a sign-in comes from: the first `X-Forwarded-For` hop behind a
+/// load balancer, else the peer.
+fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .or_else(|| peer.map(|p| p.ip().to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn back_to_login(error: &str, next: &str, email: Option<&str>) -> Response {
+    let mut q = format!("/ui/login?error={error}&next={}", urlencode(next));
+    if let Some(e) = email.filter(|e| !e.is_empty()) {
+        q.push_str("&email=");
+        q.push_str(&urlencode(e));
+    }
+    Redirect::to(&q).into_response()
+}
+
 async fn sign_in(
     State(state): State<SharedState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     session: Session,
     Form(form): Form<SignIn>,
 ) -> Response {
     let next = app::safe_next(form.next.as_deref()).to_string();
-    if !state
-        .auth
-        .authenticate(form.master_key.trim())
-        .is_ok_and(|c| c.is_admin())
-    {
-        let q = format!("/ui/login?error=invalid&next={}", urlencode(&next));
-        return Redirect::to(&q).into_response();
+    let email = form
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("admin"))
+        .map(str::to_lowercase);
+    let secret = form
+        .password
+        .or(form.master_key)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+
+    // Attempts are counted before they are checked, per address and per
+    // account (in Redis when there is one, so across processes).
+    let address = client_address(&headers, peer.map(|Extension(ConnectInfo(a))| a));
+    let account = email.clone().unwrap_or_else(|| "master".into());
+    let checks = [
+        Check {
+            name: format!("signin:addr:{address}"),
+            limit: Some(SIGN_IN_PER_MINUTE),
+            amount: 1,
+            windowed: true,
+        },
+        Check {
+            name: format!("signin:account:{account}"),
+            limit: Some(SIGN_IN_PER_MINUTE),
+            amount: 1,
+            windowed: true,
+        },
+    ];
+    if state.limiter.counters.reserve(&checks).await.is_err() {
+        tracing::warn!(%address, "console sign-in refused: too many attempts");
+        return back_to_login("limited", &next, email.as_deref());
     }
+
+    let principal = match &email {
+        None => state
+            .auth
+            .authenticate(&secret)
+            .is_ok_and(|c| c.is_admin())
+            .then(|| "master".to_string()),
+        Some(e) => {
+            let found = match state.store.password_of(e).await {
+                Ok(found) => found,
+                Err(err) => {
+                    tracing::error!(error = %err, "sign-in: the store could not be read");
+                    return back_to_login("unavailable", &next, Some(e));
+                }
+            };
+            // Unknown emails and users without a password check a decoy hash:
+            // same answer, same time, as a wrong password.
+            let (user_id, hash) = match found {
+                Some((id, hash)) => (Some(id), hash),
+                None => (None, None),
+            };
+            let ok = crate::auth::password::verify(hash, secret).await;
+            user_id.filter(|_| ok).map(|id| format!("user:{id}"))
+        }
+    };
+    // A blocked or deleted user cannot sign in either.
+    let Some(principal) = principal.filter(|p| state.auth.session_principal(p).is_some()) else {
+        return back_to_login("invalid", &next, email.as_deref());
+    };
     // A new session id on sign-in: no fixation.
     if let Err(e) = session.cycle_id().await {
         tracing::error!(error = %e, "session id could not be renewed");
     }
-    if let Err(e) = session.insert(SESSION_PRINCIPAL, "master").await {
+    if let Err(e) = session.insert(SESSION_PRINCIPAL, principal).await {
         tracing::error!(error = %e, "session could not be stored");
-        return Redirect::to("/ui/login?error=session").into_response();
+        return back_to_login("unavailable", &next, email.as_deref());
     }
     Redirect::to(&next).into_response()
 }

@@ -27,7 +27,7 @@ use tower_http::request_id::{
 };
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_sessions::cookie::SameSite;
-use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 /// Routes anyone may call. Everything else needs a key (or a console session).
 fn is_open(path: &str) -> bool {
@@ -66,16 +66,25 @@ fn surface_of(path: &str) -> Surface {
     }
 }
 
-/// The whole application router.
-pub fn router(state: SharedState, console: Router) -> Router {
-    let sessions = SessionManagerLayer::new(MemoryStore::default())
-        .with_name("tollgate_session")
-        .with_same_site(SameSite::Lax)
-        .with_http_only(true)
-        .with_secure(false)
-        .with_expiry(Expiry::OnInactivity(
-            tower_sessions::cookie::time::Duration::hours(12),
-        ));
+/// How long a console session lasts without being used.
+pub const SESSION_IDLE_HOURS: i64 = 12;
+
+/// The whole application router. `secure_cookies`: the console is reached over
+/// HTTPS (served natively, or `PROXY_BASE_URL` is https behind a load
+/// balancer), so its cookie is only ever sent over HTTPS.
+pub fn router(state: SharedState, console: Router, secure_cookies: bool) -> Router {
+    // Sessions live in the store: every process sharing it knows them, and
+    // signing out ends them everywhere.
+    let sessions = SessionManagerLayer::new(crate::auth::sessions::DbSessionStore::new(
+        state.store.clone(),
+    ))
+    .with_name("tollgate_session")
+    .with_same_site(SameSite::Lax)
+    .with_http_only(true)
+    .with_secure(secure_cookies)
+    .with_expiry(Expiry::OnInactivity(
+        tower_sessions::cookie::time::Duration::hours(SESSION_IDLE_HOURS),
+    ));
     let api = Router::new()
         .merge(openai::routes())
         .merge(bedrock::routes())
@@ -94,6 +103,7 @@ pub fn router(state: SharedState, console: Router) -> Router {
         .merge(console::routes().with_state(state.clone()))
         .layer(
             ServiceBuilder::new()
+                .layer(middleware::from_fn(same_origin_only))
                 .layer(sessions)
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
@@ -182,6 +192,57 @@ async fn authenticate(State(state): State<SharedState>, mut req: Request, next: 
             next.run(req).await
         }
         Err(e) => denied(&req, Some(e.0)),
+    }
+}
+
+/// CSRF protection for the console: a request that changes something (any
+/// method but GET, HEAD and OPTIONS: forms, sign-in, server functions) must
+/// come from a page of this origin. Browsers say where a request comes from in
+/// `Origin` (and `Sec-Fetch-Site`); a cross-site one is refused before the
+/// session is even read. Clients that are not browsers send neither and carry
+/// no ambient cookies, so they are not what CSRF is about.
+async fn same_origin_only(req: Request, next: Next) -> Response {
+    if matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    ) {
+        return next.run(req).await;
+    }
+    if let Some(reason) = cross_origin(req.headers()) {
+        tracing::warn!(path = %req.uri().path(), reason, "console request refused as cross-site");
+        return (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!(
+                "Refused: {reason}. Console forms can only be sent from the console's own pages."
+            ),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+/// Why a state-changing console request is not same-origin, if it is not.
+fn cross_origin(headers: &axum::http::HeaderMap) -> Option<&'static str> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = get("x-forwarded-host")
+        .or_else(|| get(header::HOST.as_str()))
+        .map(|h| h.split(',').next().unwrap_or(h).trim().to_ascii_lowercase());
+    if let Some(origin) = get(header::ORIGIN.as_str()) {
+        if origin == "null" {
+            return Some("the request has an opaque origin");
+        }
+        let authority = origin
+            .split_once("://")
+            .map(|(_, rest)| rest.trim_end_matches('/').to_ascii_lowercase());
+        return match (authority, host) {
+            (Some(a), Some(h)) if a == h => None,
+            _ => Some("it comes from another origin"),
+        };
+    }
+    match get("sec-fetch-site") {
+        Some("cross-site" | "same-site") => Some("it comes from another site"),
+        _ => None,
     }
 }
 

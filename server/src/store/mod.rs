@@ -13,6 +13,7 @@ macro_rules! both {
 
 pub mod directory;
 pub mod history;
+pub mod sessions;
 
 use crate::logs::RequestLog;
 use crate::secret::redact_dsn;

@@ -94,3 +94,17 @@ def test_a_model_added_through_one_process_is_served_by_the_other(gateway, secon
         assert b.post("/model/delete", json={"id": model_id}).status_code == 200
     with admin(gateway.url) as a:
         assert wait_until(lambda: a.get("/model/info", params={"litellm_model_id": model_id}).status_code == 404, timeout=10)
+
+
+def test_a_console_session_holds_in_both_processes_and_ends_in_both(gateway, second):
+    headers = {"x-forwarded-for": "10.200.0.1"}
+    with httpx.Client(base_url=gateway.url, follow_redirects=False, headers=headers, timeout=30) as a:
+        r = a.post("/ui/session", data={"password": MASTER_KEY})
+        assert r.status_code in (302, 303) and r.headers["location"] == "/ui/models"
+        cookies = dict(a.cookies)
+        with httpx.Client(base_url=second.url, follow_redirects=False, headers=headers, timeout=30) as b:
+            b.cookies.update(cookies)
+            assert b.get("/ui/models").status_code == 200
+            # Signing out on the second process ends the session on the first.
+            b.post("/ui/logout")
+        assert a.get("/ui/models").status_code in (302, 303)

@@ -7,6 +7,7 @@ use crate::logs::now_ms;
 use crate::store::directory::Change;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Extension;
@@ -42,7 +43,7 @@ async fn new_user(
     let key_alias = take_str(&mut m, "key_alias")?;
     let duration = take_str(&mut m, "duration")?;
     m.remove("send_invite_email");
-    m.remove("password");
+    let password = new_password(&mut m).await?;
     if snap.users.contains_key(&user_id) {
         return Err(
             ApiError::bad_request(format!("user_id {user_id} already exists")).param("user_id"),
@@ -134,6 +135,13 @@ async fn new_user(
         )
         .await
         .map_err(store_error)?;
+    if let Some(hash) = &password {
+        state
+            .store
+            .set_password_hash(&user.user_id, Some(hash))
+            .await
+            .map_err(store_error)?;
+    }
     let mut out = user.view();
     if let Value::Object(o) = &mut out {
         o.insert("teams".into(), serde_json::json!(teams));
@@ -251,7 +259,7 @@ async fn update(
     if let Some(b) = take_bool(&mut m, "blocked")? {
         rec.blocked = b;
     }
-    m.remove("password");
+    let password = new_password(&mut m).await?;
     let now = now_ms();
     let period = rec.settings.budget_duration.clone();
     rec.settings = merge_settings(&rec.settings, m)?;
@@ -274,9 +282,40 @@ async fn update(
         )
         .await
         .map_err(store_error)?;
+    if let Some(hash) = &password {
+        state
+            .store
+            .set_password_hash(&rec.user_id, Some(hash))
+            .await
+            .map_err(store_error)?;
+    }
+    // A new password, or a block, ends the user's console sessions everywhere.
+    if password.is_some() || (rec.blocked && !before.blocked) {
+        state
+            .store
+            .end_console_sessions_of(&format!("user:{}", rec.user_id))
+            .await
+            .map_err(store_error)?;
+    }
     Ok(json(
         serde_json::json!({"user_id": rec.user_id, "data": rec.view()}),
     ))
+}
+
+/// `password` in a user's body: checked, and hashed (Argon2id) for the store.
+/// It is never kept in the user's settings nor echoed back.
+async fn new_password(m: &mut serde_json::Map<String, Value>) -> Result<Option<String>, ApiError> {
+    let Some(p) = take_str(m, "password")? else {
+        return Ok(None);
+    };
+    crate::auth::password::check_new(&p).map_err(|e| ApiError::bad_request(e).param("password"))?;
+    crate::auth::password::hash(p).await.map(Some).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            format!("the password could not be hashed: {e}"),
+        )
+    })
 }
 
 async fn delete(
