@@ -109,7 +109,8 @@ test-deps:
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
 	@$(PYTHON) -c 'import openai, anthropic, pytest, httpx, boto3, moto.server, cryptography, opentelemetry.proto' 2>/dev/null \
 	  || $(VENV)/bin/pip install -q -r server/tests/python/requirements.txt
-	@test -d end2end/node_modules/@playwright/test \
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y --no-install-recommends nodejs npm; }
+	@test -d end2end/node_modules/@playwright/test -a -d end2end/node_modules/oidc-provider \
 	  || (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 
 test: test-deps build test-rust test-python test-python-postgres test-e2e

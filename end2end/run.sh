@@ -52,8 +52,15 @@ model_list:
     litellm_params: {model: demo/tollgate-demo}
 YAML
 export TOLLGATE_MASTER_KEY=sk-e2e-master
+# The stand-in for Okta (npm oidc-provider) needs the console's callback URL
+# before it starts, so Tollgate's port is chosen first.
+free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+port=$(free_port)
+issuer=$(OIDC_PORT=0 OIDC_CLIENT_ID=tollgate-e2e OIDC_CLIENT_SECRET=e2e-secret \
+  OIDC_REDIRECT_URIS="http://127.0.0.1:$port/ui/oidc/callback" start oidc node "$here/oidc/provider.mjs")
 url=$(DATABASE_URL="sqlite://$work/e2e.db" TOLLGATE_SITE_ROOT="${TOLLGATE_SITE_ROOT:-$root/site}" \
-  AWS_EC2_METADATA_DISABLED=true start tollgate "$TOLLGATE_BIN" serve --port 0 --config "$work/config.yaml")
+  OKTA_ISSUER="$issuer" OKTA_CLIENT_ID=tollgate-e2e OKTA_CLIENT_SECRET=e2e-secret OIDC_ADMIN_GROUP=tollgate-admins \
+  AWS_EC2_METADATA_DISABLED=true start tollgate "$TOLLGATE_BIN" serve --port "$port" --config "$work/config.yaml")
 
 cd "$here"
 TOLLGATE_URL="$url" EXPECTED_MODELS="gpt-4o,claude-3-5-sonnet,text-embedding-3-small,demo" npx playwright test

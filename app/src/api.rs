@@ -77,6 +77,11 @@ impl ModelGroupView {
 pub trait ConsoleBackend: Send + Sync + 'static {
     /// Every configured model group with its deployments and their health.
     fn model_groups(&self) -> Vec<ModelGroupView>;
+
+    /// The single sign-on the console offers ("Okta", "SSO"), if any.
+    fn sso_name(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Lists the model groups. Served at `POST /ui/api/list_model_groups`
@@ -86,6 +91,13 @@ pub async fn list_model_groups() -> Result<Vec<ModelGroupView>, ServerFnError> {
     let backend = use_context::<std::sync::Arc<dyn ConsoleBackend>>()
         .ok_or_else(|| ServerFnError::new("the console backend is not configured"))?;
     Ok(backend.model_groups())
+}
+
+/// The single sign-on the sign-in page offers ("Okta", "SSO"), if any.
+/// Read while the page is rendered on the server, and sent with it.
+#[server(prefix = "/ui/api", endpoint = "sign_in_options")]
+pub async fn sign_in_options() -> Result<Option<String>, ServerFnError> {
+    Ok(use_context::<std::sync::Arc<dyn ConsoleBackend>>().and_then(|b| b.sso_name()))
 }
 
 #[cfg(test)]

@@ -66,7 +66,11 @@ pub fn App() -> impl IntoView {
                         view=models::ModelsPage
                         ssr=SsrMode::InOrder
                     />
-                    <Route path=path!("/ui/login") view=login::LoginPage />
+                    <Route
+                        path=path!("/ui/login")
+                        view=login::LoginPage
+                        ssr=SsrMode::InOrder
+                    />
                     <Route path=path!("/ui/*any") view=NotFound />
                 </Routes>
             </div>

@@ -12,6 +12,8 @@ pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let next = move || safe_next(query.read().get("next").as_deref()).to_string();
     let email = move || query.read().get("email").unwrap_or_default();
+    // Known on the server (the console's backend); sent with the page.
+    let sso = Resource::new(|| (), |_| crate::api::sign_in_options());
     let error = move || {
         query
             .read()
@@ -65,14 +67,49 @@ pub fn LoginPage() -> impl IntoView {
                 <button class="btn btn-primary btn-block" type="submit">
                     "Sign in"
                 </button>
+                <Suspense>
+                    {move || {
+                        sso.get()
+                            .and_then(Result::ok)
+                            .flatten()
+                            .map(|name| {
+                                let href = move || {
+                                    format!("/ui/oidc/login?next={}", encode_component(&next()))
+                                };
+                                view! {
+                                    <div class="login-or" aria-hidden="true">
+                                        "or"
+                                    </div>
+                                    <a class="btn btn-block" href=href rel="external" data-testid="sso-login">
+                                        {format!("Sign in with {name}")}
+                                    </a>
+                                }
+                            })
+                    }}
+                </Suspense>
             </form>
         </main>
     }
 }
 
+/// Percent-encodes a query value.
+fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// What the sign-in page says for the server's `error` code.
 pub fn sign_in_error(code: &str) -> &'static str {
     match code {
+        "sso" => "Signing in through single sign-on did not succeed. Try again, or ask an admin.",
+        "sso_off" => "Single sign-on is not set up on this gateway.",
         "limited" => "Too many sign-in attempts. Wait a minute, then try again.",
         "unavailable" => "Signing in is not possible right now (the gateway's store did not answer). Try again shortly.",
         _ => "That email and password, or master key, were not accepted.",

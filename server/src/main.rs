@@ -302,7 +302,16 @@ async fn serve(
         http,
         master_from_env,
     );
+    let oidc = match auth::oidc::Oidc::from_env(&env) {
+        None => None,
+        Some(Ok(o)) => {
+            tracing::info!(issuer = o.issuer(), "console sign-in through {}", o.name);
+            Some(Arc::new(o))
+        }
+        Some(Err(e)) => return Err(e),
+    };
     let state = Arc::new(state::AppState {
+        oidc,
         catalog,
         prompt_cache: Default::default(),
         router: arc_swap::ArcSwap::from_pointee(router),

@@ -18,6 +18,8 @@ pub struct AppState {
     pub store: Store,
     pub logs: LogSink,
     pub auth: Authenticator,
+    /// Console sign-in through Okta or another OIDC issuer, when configured.
+    pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
     /// Users, teams and keys, in memory.
     pub directory: Arc<Directory>,
     pub management: ManagementConfig,

@@ -3,6 +3,7 @@
 //! master key, and virtual keys in the [`Directory`]), so no request waits on
 //! the database.
 
+pub mod oidc;
 pub mod password;
 pub mod sessions;
 

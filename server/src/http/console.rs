@@ -6,10 +6,11 @@ use crate::counters::Check;
 use crate::gateway::router::HealthState;
 use crate::state::SharedState;
 use app::{DeploymentView, Health, ModelGroupView};
+use axum::extract::Query;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Extension;
 use axum::{Form, Router};
 use serde::Deserialize;
@@ -20,6 +21,8 @@ pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/ui/session", post(sign_in))
         .route("/ui/logout", post(sign_out))
+        .route("/ui/oidc/login", get(oidc_login))
+        .route("/ui/oidc/callback", get(oidc_callback))
 }
 
 #[derive(Deserialize)]
@@ -144,6 +147,131 @@ async fn sign_in(
     Redirect::to(&next).into_response()
 }
 
+/// The session field holding a sign-in through OIDC that has not come back yet.
+const OIDC_PENDING: &str = "oidc_pending";
+
+#[derive(Deserialize)]
+struct OidcStart {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// The origin the browser used, for the OIDC callback URL (`X-Forwarded-*`
+/// behind a load balancer).
+fn browser_origin(headers: &HeaderMap) -> String {
+    let get = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(',').next().unwrap_or(v).trim().to_string())
+    };
+    let proto = get("x-forwarded-proto").unwrap_or_else(|| "http".into());
+    let host = get("x-forwarded-host")
+        .or_else(|| get("host"))
+        .unwrap_or_else(|| "127.0.0.1".into());
+    format!("{proto}://{host}")
+}
+
+/// `GET /ui/oidc/login`: to the identity provider, with PKCE and a state and
+/// nonce kept in the session.
+async fn oidc_login(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    session: Session,
+    Query(q): Query<OidcStart>,
+) -> Response {
+    let next = app::safe_next(q.next.as_deref()).to_string();
+    let Some(oidc) = state.oidc.clone() else {
+        return back_to_login("sso_off", &next, None);
+    };
+    match oidc.start(&browser_origin(&headers), &next).await {
+        Ok((url, pending)) => {
+            if let Err(e) = session.insert(OIDC_PENDING, pending).await {
+                tracing::error!(error = %e, "session could not be stored");
+                return back_to_login("unavailable", &next, None);
+            }
+            Redirect::to(&url).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "OIDC sign-in could not start");
+            back_to_login("sso", &next, None)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct OidcReturn {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// `GET /ui/oidc/callback`: the code is exchanged, the ID token verified, the
+/// user found or created, and the session signed in.
+async fn oidc_callback(
+    State(state): State<SharedState>,
+    session: Session,
+    Query(q): Query<OidcReturn>,
+) -> Response {
+    let pending: Option<crate::auth::oidc::Pending> =
+        session.remove(OIDC_PENDING).await.ok().flatten();
+    let (Some(oidc), Some(pending)) = (state.oidc.clone(), pending) else {
+        return back_to_login("sso", app::HOME_PATH, None);
+    };
+    let next = pending.next.clone();
+    if let Some(e) = &q.error {
+        tracing::warn!(error = %e, description = q.error_description.as_deref().unwrap_or(""), "the identity provider refused the sign-in");
+        return back_to_login("sso", &next, None);
+    }
+    // The state must be the one this browser's session started with.
+    let state_ok = q.state.as_deref().is_some_and(|s| {
+        use subtle::ConstantTimeEq;
+        bool::from(s.as_bytes().ct_eq(pending.state.as_bytes()))
+    });
+    let Some(code) = q.code.filter(|_| state_ok) else {
+        tracing::warn!("OIDC callback without a code or with another session's state");
+        return back_to_login("sso", &next, None);
+    };
+    let who = match oidc.finish(&pending, code).await {
+        Ok(who) => who,
+        Err(e) => {
+            tracing::warn!(error = %e, "OIDC sign-in failed");
+            return back_to_login("sso", &next, None);
+        }
+    };
+    let user_id = match crate::http::management::provision_sso_user(&state, &who).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, subject = %who.subject, "the signed-in user could not be stored");
+            return back_to_login("unavailable", &next, None);
+        }
+    };
+    let principal = format!("user:{user_id}");
+    if state.auth.session_principal(&principal).is_none() {
+        // Blocked.
+        return back_to_login("invalid", &next, None);
+    }
+    if let Err(e) = session.cycle_id().await {
+        tracing::error!(error = %e, "session id could not be renewed");
+    }
+    if let Err(e) = session.insert(SESSION_PRINCIPAL, principal).await {
+        tracing::error!(error = %e, "session could not be stored");
+        return back_to_login("unavailable", &next, None);
+    }
+    tracing::info!(
+        user_id,
+        admin = who.admin,
+        "console sign-in through {}",
+        oidc.name
+    );
+    Redirect::to(&next).into_response()
+}
+
 async fn sign_out(session: Session) -> Response {
     if let Err(e) = session.flush().await {
         tracing::warn!(error = %e, "session could not be cleared");
@@ -167,6 +295,10 @@ pub(crate) fn urlencode(s: &str) -> String {
 pub struct Backend(pub SharedState);
 
 impl app::ConsoleBackend for Backend {
+    fn sso_name(&self) -> Option<String> {
+        self.0.oidc.as_ref().map(|o| o.name.to_string())
+    }
+
     fn model_groups(&self) -> Vec<ModelGroupView> {
         self.0
             .router

@@ -40,6 +40,8 @@ fn is_open(path: &str) -> bool {
             | "/metrics/"
             | "/ui/login"
             | "/ui/session"
+            | "/ui/oidc/login"
+            | "/ui/oidc/callback"
             | "/favicon.ico"
             | "/robots.txt"
     ) || path.starts_with("/pkg/")

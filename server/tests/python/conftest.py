@@ -233,7 +233,9 @@ def slow_mock():
     p.stop()
 
 
-def start_gateway(mock_url: str, slow_url: str, workdir: pathlib.Path, extra_env=None, config_text=None) -> Proc:
+def start_gateway(
+    mock_url: str, slow_url: str, workdir: pathlib.Path, extra_env=None, config_text=None, port=0
+) -> Proc:
     cfg = workdir / "config.yaml"
     cfg.write_text(config_text if config_text is not None else config_yaml(mock_url, slow_url))
     env = dict(os.environ)
@@ -251,7 +253,7 @@ def start_gateway(mock_url: str, slow_url: str, workdir: pathlib.Path, extra_env
         env.pop(k, None)
     env.update(extra_env or {})
     return Proc(
-        [_binary("TOLLGATE_BIN", "tollgate"), "serve", "--config", str(cfg), "--port", "0"],
+        [_binary("TOLLGATE_BIN", "tollgate"), "serve", "--config", str(cfg), "--port", str(port)],
         env=env,
         name="tollgate",
     )
@@ -283,6 +285,14 @@ def mock_ctl(mock):
         c.delete("/__mock/faults")
         yield c
         c.delete("/__mock/faults")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_until(pred, timeout=10.0, every=0.05):

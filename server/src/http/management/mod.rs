@@ -22,6 +22,8 @@ mod spend;
 mod teams;
 mod users;
 
+pub(crate) use users::provision_sso_user;
+
 use super::errors::ApiError;
 use crate::auth::AuthContext;
 use crate::directory::records::{Role, Settings};

@@ -418,3 +418,90 @@ async fn list(
         "total_pages": total.div_ceil(size),
     })))
 }
+
+/// The user an OIDC sign-in is for: the user whose id is the token's subject;
+/// else the user with its email when the issuer says the email is verified;
+/// else a new `internal_user` (id = subject) with the usual budget defaults.
+/// Members of the admin group become proxy admins (never the reverse: a role
+/// an admin set by hand is kept). Returns the user id.
+pub(crate) async fn provision_sso_user(
+    state: &SharedState,
+    who: &crate::auth::oidc::Identity,
+) -> Result<String, String> {
+    let snap = state.directory.snapshot();
+    let existing = snap.users.get(&who.subject).or_else(|| {
+        who.email
+            .as_deref()
+            .filter(|_| who.email_verified)
+            .and_then(|e| snap.user_by_email(e))
+    });
+    let actor = Audit {
+        actor: format!("sso:{}", who.subject),
+        actor_role: "sso".into(),
+        action: "",
+        object_type: "user",
+        object_id: String::new(),
+        before: None,
+        after: None,
+    };
+    if let Some(u) = existing {
+        if who.admin && u.record.user_role != Role::ProxyAdmin {
+            let mut rec = u.record.clone();
+            rec.user_role = Role::ProxyAdmin;
+            rec.updated_at = now_ms();
+            let a = Audit {
+                action: "updated",
+                object_id: rec.user_id.clone(),
+                before: Some(u.record.view()),
+                after: Some(rec.view()),
+                ..actor
+            };
+            state
+                .directory
+                .apply(&[Change::PutUser(&rec)], &[a])
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        return Ok(u.record.user_id.clone());
+    }
+    let role = if who.admin {
+        Role::ProxyAdmin
+    } else {
+        Role::InternalUser
+    };
+    let mut settings = Settings::default();
+    if role == Role::InternalUser {
+        settings.max_budget = state.management.max_internal_user_budget;
+        settings.budget_duration = state.management.internal_user_budget_duration.clone();
+    }
+    let now = now_ms();
+    // An email another user already has (and the issuer did not verify) is not taken over.
+    let email = who
+        .email
+        .clone()
+        .filter(|e| snap.user_by_email(e).is_none());
+    let user = UserRecord {
+        user_id: who.subject.clone(),
+        user_email: email,
+        user_alias: who.name.clone(),
+        user_role: role,
+        blocked: false,
+        spend: 0.0,
+        budget_reset_at: first_reset(&settings, now),
+        settings,
+        created_at: now,
+        updated_at: now,
+    };
+    let a = Audit {
+        action: "created",
+        object_id: user.user_id.clone(),
+        after: Some(user.view()),
+        ..actor
+    };
+    state
+        .directory
+        .apply(&[Change::PutUser(&user)], &[a])
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(user.user_id)
+}
