@@ -5,6 +5,8 @@
 //
 // Env: OIDC_PORT (0 = any), OIDC_CLIENT_ID, OIDC_CLIENT_SECRET,
 // OIDC_REDIRECT_URIS (comma-separated), OIDC_AUDIENCE (default api://tollgate).
+// A second client, api-tester / api-tester-secret (redirect http://127.0.0.1:9/cb),
+// stands for an app that gets JWT access tokens for the API.
 // Prints "oidc-provider listening on <issuer>" once it listens.
 //
 // Accounts: any login name is accepted by the provider's built-in login form
@@ -41,6 +43,16 @@ server.listen(port, '127.0.0.1', () => {
         client_id: clientId,
         client_secret: clientSecret,
         redirect_uris: redirectUris,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+      // An app of the company's that gets access tokens for Tollgate's API
+      // (its redirect is never followed by the tests: they read the code off it).
+      {
+        client_id: 'api-tester',
+        client_secret: 'api-tester-secret',
+        redirect_uris: ['http://127.0.0.1:9/cb'],
         grant_types: ['authorization_code'],
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',

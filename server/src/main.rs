@@ -310,8 +310,13 @@ async fn serve(
         }
         Some(Err(e)) => return Err(e),
     };
+    let api_jwt = auth::jwt::ApiJwt::from_env(&env).map(|j| {
+        tracing::info!(issuer = j.issuer(), "Okta JWTs are accepted on the API");
+        Arc::new(j)
+    });
     let state = Arc::new(state::AppState {
         oidc,
+        api_jwt,
         catalog,
         prompt_cache: Default::default(),
         router: arc_swap::ArcSwap::from_pointee(router),

@@ -20,6 +20,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Console sign-in through Okta or another OIDC issuer, when configured.
     pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
+    /// Okta JWTs accepted on the API (`OKTA_ISSUER` + `OKTA_AUDIENCE`).
+    pub api_jwt: Option<Arc<crate::auth::jwt::ApiJwt>>,
     /// Users, teams and keys, in memory.
     pub directory: Arc<Directory>,
     pub management: ManagementConfig,

@@ -3,6 +3,7 @@
 //! master key, and virtual keys in the [`Directory`]), so no request waits on
 //! the database.
 
+pub mod jwt;
 pub mod oidc;
 pub mod password;
 pub mod sessions;
@@ -33,6 +34,8 @@ pub struct AuthContext {
     /// SHA-256 (hex) of the key used, for logs; never the key.
     pub key_hash: Option<Arc<str>>,
     pub key_alias: Option<Arc<str>>,
+    /// Called with an Okta JWT: its subject (the user id it acts as).
+    pub jwt_subject: Option<Arc<str>>,
 }
 
 impl AuthContext {
@@ -147,6 +150,7 @@ impl Authenticator {
                 key_hash: Some(Arc::from(k.record.token.as_str())),
                 key_alias: k.record.key_alias.as_deref().map(Arc::from),
                 principal: Principal::Key(k),
+                jwt_subject: None,
             }),
             Err(KeyRejected::Unknown) => Err(AuthError(
                 "Authentication Error: invalid API key. Pass a valid key as 'Authorization: Bearer <key>'.".into(),
@@ -160,6 +164,7 @@ impl Authenticator {
             principal: Principal::Master,
             key_hash: Some(self.master.load().hash_hex.clone()),
             key_alias: Some(self.master_alias.clone()),
+            jwt_subject: None,
         }
     }
 
@@ -178,32 +183,84 @@ impl Authenticator {
         if user.record.blocked {
             return None;
         }
-        let token = format!("session:{user_id}");
-        let record = crate::directory::records::KeyRecord {
-            token: token.clone(),
-            key_name: "console session".into(),
-            key_alias: None,
-            user_id: Some(user_id.to_string()),
-            team_id: None,
-            blocked: false,
-            expires_at: None,
-            spend: 0.0,
-            budget_reset_at: None,
-            settings: Default::default(),
-            created_by: None,
-            created_at: user.record.created_at,
-            updated_at: user.record.updated_at,
+        Some(user_context(user_id, "session", Some(user)))
+    }
+
+    /// The caller of a verified Okta JWT: its subject's user, with no admin
+    /// rights (an admin role reads as the matching internal one); a subject
+    /// without a user yet, with no user (it may only create its own). A
+    /// blocked user is refused.
+    pub fn jwt_principal(&self, claims: &jwt::JwtClaims) -> Result<AuthContext, AuthError> {
+        let snap = self.directory.snapshot();
+        let user = match snap.users.get(&claims.sub) {
+            Some(u) if u.record.blocked => {
+                return Err(AuthError(format!("user {} is blocked.", claims.sub)))
+            }
+            Some(u) => {
+                let capped = match u.record.user_role {
+                    Role::ProxyAdmin => Some(Role::InternalUser),
+                    Role::ProxyAdminViewer => Some(Role::InternalUserViewer),
+                    _ => None,
+                };
+                Some(match capped {
+                    None => u.clone(),
+                    Some(role) => {
+                        let mut record = u.record.clone();
+                        record.user_role = role;
+                        Arc::new(crate::directory::UserEntry {
+                            record,
+                            spend: u.spend.clone(),
+                            teams: u.teams.clone(),
+                        })
+                    }
+                })
+            }
+            None => None,
         };
-        Some(AuthContext {
-            key_hash: Some(Arc::from(token.as_str())),
-            key_alias: None,
-            principal: Principal::Key(Arc::new(KeyEntry {
-                record,
-                spend: Default::default(),
-                user: Some(user),
-                team: None,
-            })),
-        })
+        let mut ctx = user_context(&claims.sub, "jwt", user);
+        ctx.jwt_subject = Some(Arc::from(claims.sub.as_str()));
+        Ok(ctx)
+    }
+}
+
+/// A caller that is a user, without a key of their own (a console session, a
+/// JWT): represented by a key that only this context holds (no secret exists
+/// for it), so every rule that reads a key's user applies.
+fn user_context(
+    user_id: &str,
+    kind: &str,
+    user: Option<Arc<crate::directory::UserEntry>>,
+) -> AuthContext {
+    let token = format!("{kind}:{user_id}");
+    let (created_at, updated_at) = user
+        .as_ref()
+        .map(|u| (u.record.created_at, u.record.updated_at))
+        .unwrap_or_default();
+    let record = crate::directory::records::KeyRecord {
+        token: token.clone(),
+        key_name: format!("{kind} of {user_id}"),
+        key_alias: None,
+        user_id: Some(user_id.to_string()),
+        team_id: None,
+        blocked: false,
+        expires_at: None,
+        spend: 0.0,
+        budget_reset_at: None,
+        settings: Default::default(),
+        created_by: None,
+        created_at,
+        updated_at,
+    };
+    AuthContext {
+        key_hash: Some(Arc::from(token.as_str())),
+        key_alias: None,
+        principal: Principal::Key(Arc::new(KeyEntry {
+            record,
+            spend: Default::default(),
+            user,
+            team: None,
+        })),
+        jwt_subject: None,
     }
 }
 

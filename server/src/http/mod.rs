@@ -193,7 +193,27 @@ async fn authenticate(State(state): State<SharedState>, mut req: Request, next: 
             req.extensions_mut().insert(ctx);
             next.run(req).await
         }
-        Err(e) => denied(&req, Some(e.0)),
+        // Not a key: an Okta JWT, when the API takes them.
+        Err(e) => match state
+            .api_jwt
+            .as_ref()
+            .filter(|_| crate::auth::jwt::looks_like_jwt(key))
+        {
+            Some(jwt) => {
+                let verified = jwt.verify(key).await;
+                match verified
+                    .map_err(crate::auth::AuthError)
+                    .and_then(|c| state.auth.jwt_principal(&c))
+                {
+                    Ok(ctx) => {
+                        req.extensions_mut().insert(ctx);
+                        next.run(req).await
+                    }
+                    Err(e) => denied(&req, Some(format!("Authentication Error: {}", e.0))),
+                }
+            }
+            None => denied(&req, Some(e.0)),
+        },
     }
 }
 

@@ -2,6 +2,8 @@
 `oidc-provider` set up like an Okta authorization server (issuer path
 /oauth2/default, PKCE, a `groups` claim), driven through its own login form."""
 
+import base64
+import hashlib
 import os
 import pathlib
 import re
@@ -41,6 +43,7 @@ def okta(mock, slow_mock, tmp_path_factory):
             "OKTA_CLIENT_ID": "tollgate-console",
             "OKTA_CLIENT_SECRET": "console-secret",
             "OIDC_ADMIN_GROUP": "tollgate-admins",
+            "OKTA_AUDIENCE": "api://tollgate",
         },
         port=gw_port,
     )
@@ -130,3 +133,105 @@ def test_a_blocked_user_cannot_sign_in_through_okta(okta):
     b, r = okta_sign_in(gw.url, "carol")
     assert "/ui/login" in str(r.url) and "error=invalid" in str(r.url)
     b.close()
+
+
+def access_token(issuer, login):
+    """A JWT access token for Tollgate's API, as an app gets one: authorization
+    code with PKCE for the api-tester client, the resource indicator naming the API."""
+    verifier = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    redirect = "http://127.0.0.1:9/cb"
+    params = {
+        "client_id": "api-tester",
+        "response_type": "code",
+        "scope": "openid email",
+        "redirect_uri": redirect,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "state": "s",
+        "nonce": "n",
+        "resource": "api://tollgate",
+    }
+    with httpx.Client(follow_redirects=False, timeout=30) as b:
+        r = b.get(issuer + "/auth", params=params)
+        while r.headers.get("location", "").startswith(("/", issuer)):
+            r = b.get(urllib.parse.urljoin(str(r.url), r.headers["location"]))
+        action = re.search(r'<form[^>]*action="([^"]+)"', r.text).group(1)
+        r = b.post(urllib.parse.urljoin(str(r.url), action), data={"prompt": "login", "login": login, "password": "x"})
+        while not r.headers["location"].startswith(redirect):
+            r = b.get(urllib.parse.urljoin(str(r.url), r.headers["location"]))
+        code = urllib.parse.parse_qs(urllib.parse.urlparse(r.headers["location"]).query)["code"][0]
+        t = b.post(
+            issuer + "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect,
+                "code_verifier": verifier,
+                "resource": "api://tollgate",
+            },
+            auth=("api-tester", "api-tester-secret"),
+        )
+    assert t.status_code == 200, t.text
+    token = t.json()["access_token"]
+    assert token.count(".") == 2, "the provider must issue a JWT access token"
+    return token
+
+
+def bearer(url, token):
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def test_an_okta_token_creates_its_own_user_then_its_own_key(okta):
+    gw, idp = okta
+    token = access_token(idp.url, "dave")
+    with bearer(gw.url, token) as c:
+        # Before its user exists, the token may create that user and nothing else.
+        assert c.get("/user/list").status_code == 403
+        r = c.post("/user/new", json={"user_id": "someone-else"})
+        assert r.status_code == 403 and "its own user" in r.text
+        assert c.post("/user/new", json={"user_role": "proxy_admin"}).status_code == 403
+        assert c.post("/user/new", json={"max_budget": 1000}).status_code == 403
+        r = c.post("/user/new", json={"user_email": "dave@example.com", "auto_create_key": False})
+        assert r.status_code == 200, r.text
+        assert r.json()["user_id"] == "dave" and r.json()["user_role"] == "internal_user"
+        # Now it acts as that user: its own keys, never another's, never admin routes.
+        r = c.post("/key/generate", json={"key_alias": "dave-laptop"})
+        assert r.status_code == 200, r.text
+        key = r.json()["key"]
+        assert c.post("/key/generate", json={"user_id": "alice"}).status_code == 403
+        assert c.get("/user/list").status_code == 403
+        assert c.post("/user/new", json={}).status_code == 403
+    with bearer(gw.url, key) as k:
+        info = k.get("/key/info").json()["info"]
+    assert info["user_id"] == "dave"
+    r = httpx.post(
+        gw.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": "gpt-mock", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_an_admins_okta_token_has_no_admin_rights(okta):
+    gw, idp = okta
+    with admin(gw.url) as a:
+        assert a.post("/user/new", json={"user_id": "admin-frank", "user_role": "proxy_admin"}).status_code == 200
+    token = access_token(idp.url, "admin-frank")
+    with bearer(gw.url, token) as c:
+        assert c.get("/user/list").status_code == 403
+        assert c.post("/key/generate", json={}).status_code == 200
+
+
+def test_forged_and_foreign_tokens_are_refused(okta):
+    gw, idp = okta
+    token = access_token(idp.url, "erin")
+    head, body, sig = token.split(".")
+    claims = __import__("json").loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["sub"] = "admin-frank"
+    forged_body = base64.urlsafe_b64encode(__import__("json").dumps(claims).encode()).rstrip(b"=").decode()
+    for bad in (f"{head}.{forged_body}.{sig}", f"{head}.{body}.{sig[:-4]}AAAA"):
+        r = httpx.get(gw.url + "/key/list", headers={"Authorization": f"Bearer {bad}"}, timeout=30)
+        assert r.status_code == 401, r.text
+        assert "Authentication Error" in r.json()["error"]["message"]

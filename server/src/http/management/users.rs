@@ -27,8 +27,15 @@ async fn new_user(
     Extension(auth): Extension<AuthContext>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    admin_only(&auth, "create users")?;
     let mut m = body_map(&body)?;
+    // An Okta JWT whose subject has no user yet may create that user, as an
+    // internal_user, and nothing else.
+    let own = auth.jwt_subject.clone().filter(|_| auth.role().is_none());
+    if let Some(sub) = &own {
+        own_user_only(&mut m, sub)?;
+    } else {
+        admin_only(&auth, "create users")?;
+    }
     let snap = state.directory.snapshot();
     let user_id = take_str(&mut m, "user_id")?.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let user_email = take_str(&mut m, "user_email")?;
@@ -300,6 +307,46 @@ async fn update(
     Ok(json(
         serde_json::json!({"user_id": rec.user_id, "data": rec.view()}),
     ))
+}
+
+/// What a JWT caller may ask of `/user/new`: its own user (id = the token's
+/// subject), as an internal_user, in no team; `user_id` is filled in.
+fn own_user_only(m: &mut serde_json::Map<String, Value>, sub: &str) -> Result<(), ApiError> {
+    match m.get("user_id").and_then(Value::as_str) {
+        None => {
+            m.insert("user_id".into(), Value::String(sub.to_string()));
+        }
+        Some(id) if id == sub => {}
+        Some(id) => {
+            return Err(ApiError::forbidden(format!(
+                "This token may only create its own user ({sub}), not {id}."
+            )))
+        }
+    }
+    if let Some(r) = m.get("user_role").and_then(Value::as_str) {
+        if r != "internal_user" {
+            return Err(ApiError::forbidden(format!(
+                "A user created with an Okta token is an internal_user, not {r}."
+            ))
+            .param("user_role"));
+        }
+    }
+    for field in [
+        "teams",
+        "max_budget",
+        "tpm_limit",
+        "rpm_limit",
+        "models",
+        "blocked",
+    ] {
+        if m.contains_key(field) {
+            return Err(ApiError::forbidden(format!(
+                "'{field}' is set by an admin; a user created with an Okta token cannot set it."
+            ))
+            .param(field));
+        }
+    }
+    Ok(())
 }
 
 /// `password` in a user's body: checked, and hashed (Argon2id) for the store.
