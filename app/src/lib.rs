@@ -4,7 +4,7 @@
 
 pub mod api;
 mod login;
-pub use login::safe_next;
+pub use login::{safe_next, urlencode};
 mod models;
 
 use leptos::prelude::*;

@@ -74,7 +74,7 @@ pub fn LoginPage() -> impl IntoView {
                             .flatten()
                             .map(|name| {
                                 let href = move || {
-                                    format!("/ui/oidc/login?next={}", encode_component(&next()))
+                                    format!("/ui/oidc/login?next={}", urlencode(&next()))
                                 };
                                 view! {
                                     <div class="login-or" aria-hidden="true">
@@ -92,17 +92,17 @@ pub fn LoginPage() -> impl IntoView {
     }
 }
 
-/// Percent-encodes a query value.
-fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// Percent-encodes a value for a query parameter (keeps `/` readable). The
+/// sign-in page and the server's redirects to it use it.
+pub fn urlencode(s: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/');
+    utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 /// What the sign-in page says for the server's `error` code.

@@ -45,11 +45,7 @@ impl ApiJwt {
     pub fn from_env(env: &Env) -> Option<ApiJwt> {
         let issuer = env.get("OKTA_ISSUER").filter(|v| !v.is_empty())?;
         let audience = env.get("OKTA_AUDIENCE").filter(|v| !v.is_empty())?;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .ok()?;
+        let http = super::oidc::idp_client().ok()?;
         Some(ApiJwt {
             issuer: issuer.trim_end_matches('/').to_string(),
             audience,

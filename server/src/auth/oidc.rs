@@ -59,6 +59,15 @@ pub struct Identity {
     pub admin: bool,
 }
 
+/// The HTTP client for an identity provider (discovery, keys, tokens): no
+/// redirects followed, 10 s per call. Console sign-in and API JWTs share it.
+pub fn idp_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+}
+
 /// Errors of the OIDC HTTP calls, for `openidconnect`.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -128,11 +137,7 @@ impl Oidc {
             let client_id = get("CLIENT_ID").ok_or_else(|| {
                 format!("{prefix}_ISSUER is set but {prefix}_CLIENT_ID is not: the console cannot sign in through {name}")
             })?;
-            let http = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(10))
-                .build()
-                .map_err(|e| format!("OIDC HTTP client: {e}"))?;
+            let http = idp_client().map_err(|e| format!("OIDC HTTP client: {e}"))?;
             Ok(Oidc {
                 name,
                 issuer,

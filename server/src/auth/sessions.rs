@@ -70,23 +70,28 @@ fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend(e.to_string())
 }
 
+impl DbSessionStore {
+    /// Writes `record`; see [`Store::put_console_session`].
+    async fn put(&self, record: &Record, replace: bool) -> Result<bool> {
+        self.store
+            .put_console_session(
+                &record.id.to_string(),
+                principal(record).as_deref(),
+                &encode(record)?,
+                expires_ms(record),
+                replace,
+            )
+            .await
+            .map_err(backend)
+    }
+}
+
 #[async_trait]
 impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> Result<()> {
         // A new id on the (astronomically rare) collision.
         for _ in 0..8 {
-            let data = encode(record)?;
-            let created = self
-                .store
-                .create_console_session(
-                    &record.id.to_string(),
-                    principal(record).as_deref(),
-                    &data,
-                    expires_ms(record),
-                )
-                .await
-                .map_err(backend)?;
-            if created {
+            if self.put(record, false).await? {
                 return Ok(());
             }
             record.id = Id::default();
@@ -95,16 +100,7 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn save(&self, record: &Record) -> Result<()> {
-        let data = encode(record)?;
-        self.store
-            .save_console_session(
-                &record.id.to_string(),
-                principal(record).as_deref(),
-                &data,
-                expires_ms(record),
-            )
-            .await
-            .map_err(backend)
+        self.put(record, true).await.map(|_| ())
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {

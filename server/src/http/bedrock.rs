@@ -226,10 +226,25 @@ fn call_meta<'a>(
 
 fn with_ids(resp: &mut Response, request_id: &str, info: &pipeline::RouteInfo) {
     super::openai::route_headers(resp, info);
+    with_request_id(resp, request_id);
+}
+
+/// `x-amzn-requestid`, as Bedrock answers carry it.
+fn with_request_id(resp: &mut Response, request_id: &str) {
     if let Ok(v) = HeaderValue::from_str(request_id) {
         resp.headers_mut()
             .insert(HeaderName::from_static("x-amzn-requestid"), v);
     }
+}
+
+/// A 200 with a JSON body.
+fn json_ok(out: &Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        out.to_string(),
+    )
+        .into_response()
 }
 
 async fn converse(
@@ -250,27 +265,14 @@ async fn converse(
         // is an answer, not an error, with the guardrail's message as its text.
         Err(GatewayError::Guardrail(iv)) if guardrail_config && !iv.unavailable => {
             let out = converse::intervened(&iv.message, started.elapsed().as_millis() as u64);
-            let mut resp = (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                out.to_string(),
-            )
-                .into_response();
-            if let Ok(v) = HeaderValue::from_str(&request_id) {
-                resp.headers_mut()
-                    .insert(HeaderName::from_static("x-amzn-requestid"), v);
-            }
+            let mut resp = json_ok(&out);
+            with_request_id(&mut resp, &request_id);
             return Ok(resp);
         }
         Err(e) => return Err(e.into()),
     };
     let out = converse::from_response(&answer, started.elapsed().as_millis() as u64);
-    let mut resp = (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        out.to_string(),
-    )
-        .into_response();
+    let mut resp = json_ok(&out);
     with_ids(&mut resp, &request_id, &info);
     Ok(resp)
 }
@@ -336,10 +338,7 @@ async fn converse_stream(
                 Ok::<_, std::convert::Infallible>(Bytes::from(buf))
             });
             let mut resp = super::openai::streamed("application/vnd.amazon.eventstream", body);
-            if let Ok(v) = HeaderValue::from_str(&request_id) {
-                resp.headers_mut()
-                    .insert(HeaderName::from_static("x-amzn-requestid"), v);
-            }
+            with_request_id(&mut resp, &request_id);
             return Ok(resp);
         }
         Err(e) => return Err(e.into()),
@@ -440,12 +439,7 @@ async fn invoke(
         Format::BedrockTitan => super::formats::titan_response(&answer),
         _ => super::anthropic::from_response(&answer, &model_id),
     };
-    let mut resp = (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        out.to_string(),
-    )
-        .into_response();
+    let mut resp = json_ok(&out);
     with_ids(&mut resp, &request_id, &info);
     Ok(resp)
 }

@@ -45,21 +45,17 @@ pub const SIGN_IN_PER_MINUTE: u64 = 10;
 /// The address a sign-in comes from: the first `X-Forwarded-For` hop behind a
 /// load balancer, else the peer.
 fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+    super::first_value(headers, "x-forwarded-for")
+        .map(str::to_string)
         .or_else(|| peer.map(|p| p.ip().to_string()))
         .unwrap_or_else(|| "unknown".into())
 }
 
 fn back_to_login(error: &str, next: &str, email: Option<&str>) -> Response {
-    let mut q = format!("/ui/login?error={error}&next={}", urlencode(next));
+    let mut q = format!("/ui/login?error={error}&next={}", app::urlencode(next));
     if let Some(e) = email.filter(|e| !e.is_empty()) {
         q.push_str("&email=");
-        q.push_str(&urlencode(e));
+        q.push_str(&app::urlencode(e));
     }
     Redirect::to(&q).into_response()
 }
@@ -159,16 +155,8 @@ struct OidcStart {
 /// The origin the browser used, for the OIDC callback URL (`X-Forwarded-*`
 /// behind a load balancer).
 fn browser_origin(headers: &HeaderMap) -> String {
-    let get = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(',').next().unwrap_or(v).trim().to_string())
-    };
-    let proto = get("x-forwarded-proto").unwrap_or_else(|| "http".into());
-    let host = get("x-forwarded-host")
-        .or_else(|| get("host"))
-        .unwrap_or_else(|| "127.0.0.1".into());
+    let proto = super::first_value(headers, "x-forwarded-proto").unwrap_or("http");
+    let host = super::request_host(headers).unwrap_or("127.0.0.1");
     format!("{proto}://{host}")
 }
 
@@ -279,18 +267,6 @@ async fn sign_out(session: Session) -> Response {
     Redirect::to("/ui/login").into_response()
 }
 
-/// Percent-encodes a path for a query parameter (keeps `/` readable).
-pub(crate) fn urlencode(s: &str) -> String {
-    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-    const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~')
-        .remove(b'/');
-    utf8_percent_encode(s, QUERY_VALUE).to_string()
-}
-
 /// The console's view of the gateway.
 pub struct Backend(pub SharedState);
 
@@ -334,7 +310,7 @@ mod tests {
     #[test]
     fn next_paths_are_percent_encoded() {
         assert_eq!(
-            urlencode("/ui/models?x=1&y=é"),
+            app::urlencode("/ui/models?x=1&y=é"),
             "/ui/models%3Fx%3D1%26y%3D%C3%A9"
         );
     }

@@ -244,12 +244,27 @@ async fn same_origin_only(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// The first value of a header that proxies may make a list
+/// (`X-Forwarded-For: client, proxy1`), trimmed.
+pub(crate) fn first_value<'h>(headers: &'h axum::http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The host the browser asked for: `X-Forwarded-Host` behind a load balancer,
+/// else `Host`.
+pub(crate) fn request_host(headers: &axum::http::HeaderMap) -> Option<&str> {
+    first_value(headers, "x-forwarded-host").or_else(|| first_value(headers, header::HOST.as_str()))
+}
+
 /// Why a state-changing console request is not same-origin, if it is not.
 fn cross_origin(headers: &axum::http::HeaderMap) -> Option<&'static str> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let host = get("x-forwarded-host")
-        .or_else(|| get(header::HOST.as_str()))
-        .map(|h| h.split(',').next().unwrap_or(h).trim().to_ascii_lowercase());
+    let host = request_host(headers).map(str::to_ascii_lowercase);
     if let Some(origin) = get(header::ORIGIN.as_str()) {
         if origin == "null" {
             return Some("the request has an opaque origin");
@@ -301,7 +316,7 @@ fn denied(req: &Request, refused: Option<String>) -> Response {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or(app::HOME_PATH);
-        let encoded = console::urlencode(target);
+        let encoded = app::urlencode(target);
         return Redirect::to(&format!("/ui/login?next={encoded}")).into_response();
     }
     if surface_of(req.uri().path()) == Surface::Bedrock {

@@ -21,49 +21,33 @@ impl Store {
         })
     }
 
-    /// Creates a session; `false` when the id is taken (the caller picks another).
-    pub async fn create_console_session(
+    /// Writes a session. A new one (`replace` false) is not written when its
+    /// id is taken: `false` then, and the caller picks another id.
+    pub async fn put_console_session(
         &self,
         id: &str,
         principal: Option<&str>,
         data: &str,
         expires_at_ms: i64,
+        replace: bool,
     ) -> Result<bool, StoreError> {
+        let sql = if replace {
+            "INSERT INTO console_sessions (id, principal, data, expires_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET principal = excluded.principal, data = excluded.data, \
+             expires_at = excluded.expires_at"
+        } else {
+            "INSERT INTO console_sessions (id, principal, data, expires_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO NOTHING"
+        };
         both!(self, p => {
-            let r = sqlx::query(
-                "INSERT INTO console_sessions (id, principal, data, expires_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(id)
-            .bind(principal)
-            .bind(data)
-            .bind(expires_at_ms)
-            .execute(p)
-            .await?;
+            let r = sqlx::query(sql)
+                .bind(id)
+                .bind(principal)
+                .bind(data)
+                .bind(expires_at_ms)
+                .execute(p)
+                .await?;
             Ok(r.rows_affected() == 1)
-        })
-    }
-
-    pub async fn save_console_session(
-        &self,
-        id: &str,
-        principal: Option<&str>,
-        data: &str,
-        expires_at_ms: i64,
-    ) -> Result<(), StoreError> {
-        both!(self, p => {
-            sqlx::query(
-                "INSERT INTO console_sessions (id, principal, data, expires_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (id) DO UPDATE SET principal = excluded.principal, data = excluded.data, \
-                 expires_at = excluded.expires_at",
-            )
-            .bind(id)
-            .bind(principal)
-            .bind(data)
-            .bind(expires_at_ms)
-            .execute(p)
-            .await?;
-            Ok(())
         })
     }
 
