@@ -18,6 +18,7 @@ use crate::store::{Store, StoreError};
 use arc_swap::ArcSwap;
 use records::{KeyRecord, MemberRecord, Role, TeamRecord, UserRecord};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -26,9 +27,10 @@ use tokio_util::sync::CancellationToken;
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
 
 /// One spend counter: what the database had at the last read or update, plus
-/// what this process counted since and has not written yet.
+/// what this process counted since and has not written yet, and the number of
+/// the settle that last set it (see [`Directory::settle`]).
 #[derive(Debug, Default)]
-pub struct SpendCell(Mutex<(f64, f64)>);
+pub struct SpendCell(Mutex<(f64, f64, u64)>);
 
 impl SpendCell {
     pub fn total(&self) -> f64 {
@@ -44,15 +46,22 @@ impl SpendCell {
         (before, before + x)
     }
 
-    fn settle(&self, delta: f64, db: f64) {
+    fn settle(&self, delta: f64, db: f64, settle_no: u64) {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         g.0 = db;
         g.1 = (g.1 - delta).max(0.0);
+        g.2 = g.2.max(settle_no);
     }
 
-    fn set_db(&self, db: f64) {
+    /// A value read from the database by a read that began after settle
+    /// number `read_after` had happened. A read that began before this
+    /// cell's last settle may predate the batch that settle wrote, so its
+    /// value is older than the one the cell holds and is not taken.
+    fn set_db(&self, db: f64, read_after: u64) {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        g.0 = db;
+        if g.2 <= read_after {
+            g.0 = db;
+        }
     }
 }
 
@@ -128,6 +137,9 @@ pub struct Directory {
     snap: ArcSwap<Snapshot>,
     cells: Mutex<HashMap<(SpendKind, String), Arc<SpendCell>>>,
     pub proxy_spend: Arc<SpendCell>,
+    /// How many batches of spend have been settled; reads of spend from the
+    /// database note it when they begin (see [`SpendCell::set_db`]).
+    settles: AtomicU64,
     pub proxy_budget: ProxyBudget,
     reload_lock: tokio::sync::Mutex<()>,
     /// The version of the snapshot in use, for tasks that follow changes.
@@ -152,6 +164,7 @@ impl Directory {
             snap: ArcSwap::from_pointee(Snapshot::default()),
             cells: Mutex::new(HashMap::new()),
             proxy_spend: Arc::new(SpendCell::default()),
+            settles: AtomicU64::new(0),
             proxy_budget,
             reload_lock: tokio::sync::Mutex::new(()),
             version_tx: tokio::sync::watch::Sender::new(0),
@@ -177,18 +190,19 @@ impl Directory {
     /// Reads everything again and swaps the new snapshot in.
     pub async fn reload(&self) -> Result<(), StoreError> {
         let _guard = self.reload_lock.lock().await;
+        let read_after = self.settles.load(Ordering::Acquire);
         let loaded = self.store.load_directory().await?;
-        let snap = self.build(loaded);
+        let snap = self.build(loaded, read_after);
         let version = snap.version;
         self.snap.store(Arc::new(snap));
         self.version_tx.send_replace(version);
         Ok(())
     }
 
-    fn build(&self, l: Loaded) -> Snapshot {
-        self.proxy_spend.set_db(l.proxy_spend);
+    fn build(&self, l: Loaded, read_after: u64) -> Snapshot {
+        self.proxy_spend.set_db(l.proxy_spend, read_after);
         for (id, spend) in &l.key_model_spend {
-            self.cell(SpendKind::KeyModel, id).set_db(*spend);
+            self.cell(SpendKind::KeyModel, id).set_db(*spend, read_after);
         }
         let mut user_teams: HashMap<&str, Vec<(String, String)>> = HashMap::new();
         for m in &l.members {
@@ -201,7 +215,7 @@ impl Directory {
         let mut users_by_email = HashMap::new();
         for u in l.users {
             let spend = self.cell(SpendKind::User, &u.user_id);
-            spend.set_db(u.spend);
+            spend.set_db(u.spend, read_after);
             if let Some(e) = &u.user_email {
                 users_by_email.insert(e.to_ascii_lowercase(), u.user_id.clone());
             }
@@ -218,7 +232,7 @@ impl Directory {
         let mut teams = HashMap::with_capacity(l.teams.len());
         for t in l.teams {
             let spend = self.cell(SpendKind::Team, &t.team_id);
-            spend.set_db(t.spend);
+            spend.set_db(t.spend, read_after);
             teams.insert(t.team_id.clone(), Arc::new(TeamEntry { record: t, spend }));
         }
         let mut prompts: HashMap<String, Vec<Arc<records::PromptRecord>>> = HashMap::new();
@@ -232,7 +246,7 @@ impl Directory {
         let mut key_aliases = HashMap::new();
         for k in l.keys {
             let spend = self.cell(SpendKind::Key, &k.token);
-            spend.set_db(k.spend);
+            spend.set_db(k.spend, read_after);
             if let Some(a) = &k.key_alias {
                 key_aliases.insert(a.clone(), k.token.clone());
             }
@@ -384,13 +398,14 @@ impl Directory {
 
     /// The counters a batch of logs updated: their database values now include it.
     pub fn settle(&self, updated: &[(SpendKind, String, f64, f64)]) {
+        let settle_no = self.settles.fetch_add(1, Ordering::AcqRel) + 1;
         for (kind, id, delta, new) in updated {
             let cell = if *kind == SpendKind::Proxy {
                 Arc::clone(&self.proxy_spend)
             } else {
                 self.cell(*kind, id)
             };
-            cell.settle(*delta, *new);
+            cell.settle(*delta, *new, settle_no);
         }
     }
 
@@ -431,11 +446,12 @@ impl Directory {
             return self.reload().await;
         }
         if matches!(self.store, Store::Postgres(_)) {
+            let read_after = self.settles.load(Ordering::Acquire);
             for (kind, id, spend) in self.store.spend_counters().await? {
                 if kind == SpendKind::Proxy {
-                    self.proxy_spend.set_db(spend);
+                    self.proxy_spend.set_db(spend, read_after);
                 } else {
-                    self.cell(kind, &id).set_db(spend);
+                    self.cell(kind, &id).set_db(spend, read_after);
                 }
             }
         }
