@@ -70,6 +70,36 @@ impl ModelGroupView {
     }
 }
 
+/// What a call to the gateway's management API answered: a JSON body, or
+/// the error it gave (its message, and the field it named).
+#[cfg(feature = "ssr")]
+pub type ApiFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<serde_json::Value, ApiRefusal>> + Send>,
+>;
+
+/// An error answer of the management API.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ApiRefusal {
+    pub status: u16,
+    pub message: String,
+    /// The request field the error is about, when it names one.
+    pub param: Option<String>,
+}
+
+/// Who is signed in to the console.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct Me {
+    /// What the top bar shows: the user's email or id, or "Admin" for the master key.
+    pub name: String,
+    /// `proxy_admin`, `proxy_admin_viewer`, `internal_user`, `internal_user_viewer`.
+    pub role: String,
+    pub user_id: Option<String>,
+    /// May change anything.
+    pub admin: bool,
+    /// May read everything (admins and admin viewers).
+    pub reads_all: bool,
+}
+
 /// What the console needs from the gateway. The server implements it and
 /// provides an `Arc<dyn ConsoleBackend>` through Leptos context (see
 /// `server/src/ui.rs`).
@@ -82,14 +112,107 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     fn sso_name(&self) -> Option<String> {
         None
     }
+
+    /// Who made the request `parts` (resolved by the gateway's auth layer).
+    fn me(&self, _parts: &http::request::Parts) -> Option<Me> {
+        None
+    }
+
+    /// Calls the gateway's management API (`/key/list`, `/user/new`, …) as
+    /// the caller of `parts`: the API's own rules decide what they may do.
+    fn call(
+        &self,
+        _parts: &http::request::Parts,
+        _method: http::Method,
+        _path: String,
+        _body: Option<serde_json::Value>,
+    ) -> ApiFuture {
+        Box::pin(async {
+            Err(ApiRefusal {
+                status: 501,
+                message: "the management API is not available here".into(),
+                param: None,
+            })
+        })
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn backend() -> Result<std::sync::Arc<dyn ConsoleBackend>, ServerFnError> {
+    use_context::<std::sync::Arc<dyn ConsoleBackend>>()
+        .ok_or_else(|| ServerFnError::new("the console backend is not configured"))
+}
+
+/// Who is signed in, for server functions.
+#[cfg(feature = "ssr")]
+pub(crate) fn caller() -> Result<Me, ServerFnError> {
+    let parts = use_context::<http::request::Parts>()
+        .ok_or_else(|| ServerFnError::new("no request"))?;
+    backend()?
+        .me(&parts)
+        .ok_or_else(|| ServerFnError::new("Sign in again: your session has ended."))
+}
+
+/// Error texts carry the field they name, so forms can mark it:
+/// `"field\u{1f}message"`. See [`split_error`].
+const FIELD_SEP: char = '\u{1f}';
+
+/// A server function's error, as (the field it names, the message).
+pub fn split_error(e: &ServerFnError) -> (Option<String>, String) {
+    let text = match e {
+        ServerFnError::ServerError(m) => m.clone(),
+        other => other.to_string(),
+    };
+    match text.split_once(FIELD_SEP) {
+        Some((f, m)) => (Some(f.to_string()), m.to_string()),
+        None => (None, text),
+    }
+}
+
+/// A field-named error of a server function (for checks made before the API).
+pub fn field_error(field: &str, message: impl std::fmt::Display) -> ServerFnError {
+    ServerFnError::new(format!("{field}{FIELD_SEP}{message}"))
+}
+
+/// Calls the management API as the signed-in caller; its error answers
+/// become server-function errors that keep the field they name.
+#[cfg(feature = "ssr")]
+pub(crate) async fn call_api(
+    method: http::Method,
+    path: String,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value, ServerFnError> {
+    let parts = use_context::<http::request::Parts>()
+        .ok_or_else(|| ServerFnError::new("no request"))?;
+    backend()?
+        .call(&parts, method, path, body)
+        .await
+        .map_err(|r| match r.param {
+            Some(p) => field_error(&p, r.message),
+            None => ServerFnError::new(r.message),
+        })
+}
+
+/// Reads a typed value out of an API answer.
+#[cfg(feature = "ssr")]
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    v: serde_json::Value,
+) -> Result<T, ServerFnError> {
+    serde_json::from_value(v)
+        .map_err(|e| ServerFnError::new(format!("the gateway's answer could not be read: {e}")))
 }
 
 /// Lists the model groups. Served at `POST /ui/api/list_model_groups`
 /// (stable path: the endpoint is given, so no hash is appended).
 #[server(prefix = "/ui/api", endpoint = "list_model_groups")]
 pub async fn list_model_groups() -> Result<Vec<ModelGroupView>, ServerFnError> {
-    let backend = use_context::<std::sync::Arc<dyn ConsoleBackend>>()
-        .ok_or_else(|| ServerFnError::new("the console backend is not configured"))?;
+    let backend = backend()?;
+    if let Some(parts) = use_context::<http::request::Parts>() {
+        // Deployments, their addresses and errors are for admins.
+        if backend.me(&parts).is_some_and(|m| !m.reads_all) {
+            return Err(ServerFnError::new("Only admins can see this."));
+        }
+    }
     Ok(backend.model_groups())
 }
 
@@ -98,6 +221,12 @@ pub async fn list_model_groups() -> Result<Vec<ModelGroupView>, ServerFnError> {
 #[server(prefix = "/ui/api", endpoint = "sign_in_options")]
 pub async fn sign_in_options() -> Result<Option<String>, ServerFnError> {
     Ok(use_context::<std::sync::Arc<dyn ConsoleBackend>>().and_then(|b| b.sso_name()))
+}
+
+/// Who is signed in (for the top bar and for gating pages).
+#[server(prefix = "/ui/api", endpoint = "whoami")]
+pub async fn whoami() -> Result<Me, ServerFnError> {
+    caller()
 }
 
 #[cfg(test)]

@@ -2,10 +2,18 @@
 //! `ssr`, used by the `server` crate) and hydrated in the browser (feature
 //! `hydrate`, used by the `frontend` crate).
 
+#![recursion_limit = "256"]
+
 pub mod api;
+mod dashboard;
+mod keys;
 mod login;
+mod logs;
 pub use login::{safe_next, urlencode};
 mod models;
+mod teams;
+mod users;
+mod widgets;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
@@ -16,10 +24,14 @@ use leptos_router::{
 
 #[cfg(feature = "ssr")]
 pub use api::ConsoleBackend;
-pub use api::{list_model_groups, DeploymentView, Health, ListModelGroups, ModelGroupView};
+#[cfg(feature = "ssr")]
+pub use api::ApiFuture;
+pub use api::{
+    list_model_groups, ApiRefusal, DeploymentView, Health, ListModelGroups, Me, ModelGroupView,
+};
 
 /// Where the console sends people by default (after sign-in, from `/ui`).
-pub const HOME_PATH: &str = "/ui/models";
+pub const HOME_PATH: &str = "/ui/dashboard";
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -52,6 +64,9 @@ pub fn App() -> impl IntoView {
     // the server), so tests and people can tell the page is interactive.
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
+    // Who is signed in: read once, for the top bar and the pages' gates.
+    let me: widgets::MeResource = Resource::new(|| (), |_| api::whoami());
+    provide_context(me);
 
     view! {
         <Title text="Tollgate" />
@@ -66,6 +81,11 @@ pub fn App() -> impl IntoView {
                         view=models::ModelsPage
                         ssr=SsrMode::InOrder
                     />
+                    <Route path=path!("/ui/dashboard") view=dashboard::DashboardPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/ui/keys") view=keys::KeysPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/ui/logs") view=logs::LogsPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/ui/users") view=users::UsersPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/ui/teams") view=teams::TeamsPage ssr=SsrMode::InOrder />
                     <Route
                         path=path!("/ui/login")
                         view=login::LoginPage
@@ -78,9 +98,21 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// The bar at the top of every signed-in page.
+/// The console's pages, and whether only admins (and admin viewers) see them.
+const PAGES: &[(&str, &str, bool)] = &[
+    ("/ui/dashboard", "Dashboard", false),
+    ("/ui/keys", "Keys", false),
+    ("/ui/logs", "Logs", false),
+    ("/ui/users", "Users", true),
+    ("/ui/teams", "Teams", true),
+    ("/ui/models", "Models", true),
+];
+
+/// The bar at the top of every signed-in page: the pages the caller may
+/// open, who they are, and sign-out.
 #[component]
 fn TopBar() -> impl IntoView {
+    let me = widgets::use_me();
     view! {
         <header class="topbar">
             <div class="topbar-inner">
@@ -90,9 +122,27 @@ fn TopBar() -> impl IntoView {
                     </span>
                     <span class="brand-name">"Tollgate"</span>
                 </a>
-                <nav class="nav" aria-label="Console">
-                    <A href="/ui/models">"Models"</A>
-                </nav>
+                <Suspense>
+                    {move || {
+                        me.get()
+                            .and_then(|m| m.ok())
+                            .map(|m| {
+                                let links = PAGES
+                                    .iter()
+                                    .filter(|(_, _, admin_only)| m.reads_all || !admin_only)
+                                    .map(|(href, label, _)| view! { <A href=*href>{*label}</A> })
+                                    .collect_view();
+                                view! {
+                                    <nav class="nav" aria-label="Console">
+                                        {links}
+                                    </nav>
+                                    <span class="whoami muted" data-testid="whoami" title=m.role.clone()>
+                                        {m.name.clone()}
+                                    </span>
+                                }
+                            })
+                    }}
+                </Suspense>
                 <form class="signout" method="post" action="/ui/logout">
                     <button class="btn btn-quiet" type="submit">
                         "Sign out"

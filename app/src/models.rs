@@ -6,6 +6,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::{
     api::{list_model_groups, DeploymentView, Health, ModelGroupView},
+    widgets::AdminOnly,
     TopBar,
 };
 
@@ -21,6 +22,7 @@ pub fn ModelsPage() -> impl IntoView {
         <Title text="Models · Tollgate" />
         <TopBar />
         <main class="page">
+<AdminOnly>
             <div class="page-header">
                 <div>
                     <h1>"Models"</h1>
@@ -56,7 +58,7 @@ pub fn ModelsPage() -> impl IntoView {
                     autocomplete="off"
                     spellcheck="false"
                     data-testid="model-filter"
-                    value=initial
+                    value=initial.clone()
                     prop:value=move || filter.get()
                     on:input=move |ev| filter.set(event_target_value(&ev))
                 />
@@ -87,7 +89,8 @@ pub fn ModelsPage() -> impl IntoView {
                     }}
                 </ErrorBoundary>
             </Transition>
-        </main>
+        </AdminOnly>
+</main>
     }
 }
 

@@ -144,7 +144,7 @@ test.describe('/ui/login', () => {
     await expect(form.getByRole('button', { name: 'Sign in' })).toBeVisible();
 
     await page.goto('/ui/login?next=//evil.example');
-    await expect(page.locator('input[name="next"]')).toHaveValue('/ui/models');
+    await expect(page.locator('input[name="next"]')).toHaveValue('/ui/dashboard');
     await expect(page.getByText(rejected)).toHaveCount(0);
   });
 });
@@ -155,7 +155,7 @@ test.describe('without JavaScript', () => {
   test('the login form and the model list are server-rendered', async ({ page }) => {
     await page.goto('/ui/login');
     await expect(page.locator('form[action="/ui/session"] input[name="password"]')).toBeVisible();
-    await expect(page.locator('input[name="next"]')).toHaveValue('/ui/models');
+    await expect(page.locator('input[name="next"]')).toHaveValue('/ui/dashboard');
 
     await openModels(page);
     await expect(page.locator('[data-testid="model-group"]').first()).toBeVisible();

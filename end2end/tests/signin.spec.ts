@@ -14,7 +14,9 @@ test.describe('sign-in', () => {
 
     // The identity provider's own login form (oidc-provider's, as Okta's would be).
     await expect(page).toHaveURL(/\/oauth2\/default\/interaction\//);
-    await page.locator('input[name="login"]').fill('erin');
+    // An admin (the provider puts logins starting with "admin" in the admin group):
+    // the models page is for admins.
+    await page.locator('input[name="login"]').fill('admin-erin');
     await page.locator('input[name="password"]').fill('any password');
     await page.locator('button[type="submit"]').click();
 
@@ -47,6 +49,6 @@ test.describe('sign-in', () => {
     await page.keyboard.press('Tab');
     await page.keyboard.type(masterKey);
     await page.keyboard.press('Enter');
-    await page.waitForURL('**/ui/models');
+    await page.waitForURL('**/ui/dashboard');
   });
 });

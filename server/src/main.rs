@@ -372,7 +372,7 @@ async fn serve(
         .unwrap_or_else(|| "site".into());
     let console = ui::router(
         ui::leptos_options(&site_root, addr),
-        Arc::new(http::console::Backend(state.clone())),
+        Arc::new(http::console::Backend::new(state.clone())),
     );
     // Behind a load balancer that ends TLS, PROXY_BASE_URL (LiteLLM's name for
     // the address people reach the console at) says the console is on HTTPS.

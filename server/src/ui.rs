@@ -44,7 +44,8 @@ pub fn leptos_options(site_root: &str, site_addr: SocketAddr) -> LeptosOptions {
 /// Router for the console: Leptos SSR routes under /ui, server functions
 /// under /ui/api, static files from the site root.
 ///
-/// Routes: `GET /ui`, `/ui/`, `/ui/models`, `/ui/login`, `/ui/{*any}` (404
+/// Routes: `GET /ui`, `/ui/`, the console's pages (`/ui/dashboard`,
+/// `/ui/keys`, `/ui/logs`, `/ui/users`, `/ui/teams`, `/ui/models`), `/ui/login`, `/ui/{*any}` (404
 /// page), `/ui/api/{*fn_name}` (server functions, POST/GET), `/pkg/*`,
 /// `/favicon.ico`, `/favicon.svg`, `/robots.txt`. No fallback is set, so the
 /// result can be `.merge()`d into the gateway's router. Authentication is
@@ -186,7 +187,7 @@ mod tests {
             assert!(status.is_redirection(), "{path}: {status}");
             assert_eq!(
                 headers.get(header::LOCATION).and_then(|v| v.to_str().ok()),
-                Some("/ui/models"),
+                Some("/ui/dashboard"),
                 "{path}"
             );
         }
@@ -213,7 +214,7 @@ mod tests {
         assert!(body.contains("were not accepted."));
 
         let (_, _, body) = call(&router, Method::GET, "/ui/login?next=//evil.example").await?;
-        assert!(body.contains(r#"value="/ui/models""#));
+        assert!(body.contains(r#"value="/ui/dashboard""#));
         assert!(!body.contains("evil.example"));
         assert!(!body.contains("were not accepted."));
         Ok(())

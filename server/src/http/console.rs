@@ -268,15 +268,116 @@ async fn sign_out(session: Session) -> Response {
 }
 
 /// The console's view of the gateway.
-pub struct Backend(pub SharedState);
+pub struct Backend {
+    state: SharedState,
+    /// The management API, called in-process as the console's signed-in caller.
+    api: Router,
+}
+
+impl Backend {
+    pub fn new(state: SharedState) -> Self {
+        let api = crate::http::management::routes().with_state(state.clone());
+        Backend { state, api }
+    }
+}
+
+/// What the management API answered, as JSON or as its error.
+async fn api_answer(res: Response) -> Result<serde_json::Value, app::ApiRefusal> {
+    let status = res.status();
+    let body = axum::body::to_bytes(res.into_body(), 16 << 20)
+        .await
+        .map_err(|e| app::ApiRefusal {
+            status: 500,
+            message: format!("the answer could not be read: {e}"),
+            param: None,
+        })?;
+    let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&body).into_owned())
+    });
+    if status.is_success() {
+        return Ok(value);
+    }
+    let err = &value["error"];
+    Err(app::ApiRefusal {
+        status: status.as_u16(),
+        message: err["message"]
+            .as_str()
+            .or(value.as_str())
+            .unwrap_or("the request failed")
+            .to_string(),
+        param: err["param"].as_str().map(str::to_string),
+    })
+}
 
 impl app::ConsoleBackend for Backend {
+    fn me(&self, parts: &axum::http::request::Parts) -> Option<app::Me> {
+        let auth = parts.extensions.get::<crate::auth::AuthContext>()?;
+        let role = auth.role()?;
+        let user = auth.key().and_then(|k| k.user.clone());
+        let name = match (&auth.principal, &user) {
+            (crate::auth::Principal::Master, _) => "Admin".to_string(),
+            (_, Some(u)) => u
+                .record
+                .user_email
+                .clone()
+                .unwrap_or_else(|| u.record.user_id.clone()),
+            _ => auth.key_alias.as_deref().unwrap_or("Key").to_string(),
+        };
+        Some(app::Me {
+            name,
+            role: role.as_str().to_string(),
+            user_id: auth.user_id().map(str::to_string),
+            admin: auth.is_admin(),
+            reads_all: auth.reads_all(),
+        })
+    }
+
+    fn call(
+        &self,
+        parts: &axum::http::request::Parts,
+        method: axum::http::Method,
+        path: String,
+        body: Option<serde_json::Value>,
+    ) -> app::ApiFuture {
+        let api = self.api.clone();
+        let auth = parts.extensions.get::<crate::auth::AuthContext>().cloned();
+        Box::pin(async move {
+            use tower::ServiceExt;
+            let Some(auth) = auth else {
+                return Err(app::ApiRefusal {
+                    status: 401,
+                    message: "Sign in again: your session has ended.".into(),
+                    param: None,
+                });
+            };
+            let mut req = axum::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header(axum::http::header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(
+                    body.map(|b| b.to_string()).unwrap_or_default(),
+                ))
+                .map_err(|e| app::ApiRefusal {
+                    status: 400,
+                    message: e.to_string(),
+                    param: None,
+                })?;
+            req.extensions_mut().insert(auth);
+            let res = match api.oneshot(req).await {
+                Ok(res) => res,
+                Err(never) => match never {},
+            };
+            api_answer(res).await
+        })
+    }
+
+
     fn sso_name(&self) -> Option<String> {
-        self.0.oidc.as_ref().map(|o| o.name.to_string())
+        self.state.oidc.as_ref().map(|o| o.name.to_string())
     }
 
     fn model_groups(&self) -> Vec<ModelGroupView> {
-        self.0
+        self.state
             .router
             .load()
             .groups()

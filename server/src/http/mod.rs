@@ -43,6 +43,7 @@ fn is_open(path: &str) -> bool {
             | "/ui/oidc/login"
             | "/ui/oidc/callback"
             | "/favicon.ico"
+            | "/favicon.svg"
             | "/robots.txt"
     ) || path.starts_with("/pkg/")
 }

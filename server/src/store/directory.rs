@@ -592,6 +592,12 @@ pub struct SpendFilter {
     pub start_ms: Option<i64>,
     /// Exclusive.
     pub end_ms: Option<i64>,
+    /// `success`; `failure` (anything else), `error` or
+    /// `client_disconnected`; or an HTTP status code.
+    pub status: Option<String>,
+    /// Rows after this one in the listing's order (newest first): a page's
+    /// last (started_at_ms, request_id).
+    pub after: Option<(i64, String)>,
 }
 
 impl SpendFilter {
@@ -626,6 +632,21 @@ impl SpendFilter {
         }
         if let Some(v) = self.end_ms {
             add("started_at_ms < ?", Bind::Int(v));
+        }
+        match self.status.as_deref().map(|s| (s, s.parse::<i64>())) {
+            Some((_, Ok(code))) => add("status_code = ?", Bind::Int(code)),
+            Some(("failure", _)) => add("outcome <> ?", Bind::Text("success".into())),
+            Some((s, _)) => add("outcome = ?", Bind::Text(s.to_string())),
+            None => {}
+        }
+        if let Some((ms, id)) = &self.after {
+            add("started_at_ms <= ?", Bind::Int(*ms));
+            let n = binds.len();
+            binds.push(Bind::Text(id.clone()));
+            conds.push(format!(
+                "(started_at_ms < ${n} OR request_id > ${})",
+                n + 1
+            ));
         }
         if conds.is_empty() {
             (String::new(), binds)
@@ -676,6 +697,11 @@ struct LogRow {
     guardrails: Option<String>,
     messages: Option<String>,
     response: Option<String>,
+    latency_ms: i64,
+    attempts: i32,
+    fallbacks_used: i32,
+    error: Option<String>,
+    key_alias: Option<String>,
 }
 
 /// A JSON column read back (null when empty or unreadable).
@@ -695,7 +721,8 @@ impl Store {
         let sql = format!(
             "SELECT request_id, call_type, api_key_hash, user_id, team_id, model_requested, model_group, \
              deployment_id, provider, status_code, outcome, prompt_tokens, completion_tokens, started_at_ms, \
-             spend, ended_at_ms, cache_hit, {guardrails} AS guardrails, {messages} AS messages, {response} AS response \
+             spend, ended_at_ms, cache_hit, {guardrails} AS guardrails, {messages} AS messages, {response} AS response, \
+             latency_ms, attempts, fallbacks_used, error, key_alias \
              FROM request_logs{clause} ORDER BY started_at_ms DESC, request_id LIMIT {limit}"
         );
         let rows: Vec<LogRow> = both!(self, p => {
@@ -730,6 +757,13 @@ impl Store {
                     "startTime": iso(r.started_at_ms),
                     "spend": r.spend,
                     "endTime": iso(r.ended_at_ms),
+                    "request_duration_ms": r.latency_ms,
+                    "attempts": r.attempts,
+                    "fallbacks_used": r.fallbacks_used,
+                    "error": r.error,
+                    "key_alias": r.key_alias,
+                    // The cursor that lists the rows after this one (`after=`).
+                    "cursor": format!("{}:{}", r.started_at_ms, r.request_id),
                     // LiteLLM's spend logs spell this as text.
                     "cache_hit": if r.cache_hit { "True" } else { "False" },
                     "guardrails": r

@@ -13,6 +13,8 @@ macro_rules! both {
 
 pub mod directory;
 pub mod history;
+#[macro_use]
+pub mod rollup;
 pub mod sessions;
 
 use crate::logs::RequestLog;
@@ -222,6 +224,7 @@ impl Store {
                     rest = tail;
                 }
                 let updated = add_spend!(tx, spend);
+                rollup::add_rollup!(tx, rows);
                 tx.commit().await?;
                 updated
             }
@@ -288,6 +291,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 let updated = add_spend!(tx, spend);
+                rollup::add_rollup!(tx, rows);
                 tx.commit().await?;
                 updated
             }

@@ -55,7 +55,7 @@ def test_master_key_signs_in_and_signing_out_ends_the_session(gateway):
     # The older form field still works.
     with browser(gateway.url) as b:
         r = b.post("/ui/session", data={"master_key": MASTER_KEY})
-        assert r.headers["location"] == "/ui/models"
+        assert r.headers["location"] == "/ui/dashboard"
         assert signed_in(b)
 
 

@@ -100,7 +100,7 @@ def test_a_console_session_holds_in_both_processes_and_ends_in_both(gateway, sec
     headers = {"x-forwarded-for": "10.200.0.1"}
     with httpx.Client(base_url=gateway.url, follow_redirects=False, headers=headers, timeout=30) as a:
         r = a.post("/ui/session", data={"password": MASTER_KEY})
-        assert r.status_code in (302, 303) and r.headers["location"] == "/ui/models"
+        assert r.status_code in (302, 303) and r.headers["location"] == "/ui/dashboard"
         cookies = dict(a.cookies)
         with httpx.Client(base_url=second.url, follow_redirects=False, headers=headers, timeout=30) as b:
             b.cookies.update(cookies)

@@ -432,6 +432,9 @@ struct ListQuery {
     user_id: Option<String>,
     team_id: Option<String>,
     key_alias: Option<String>,
+    /// Tollgate's own: a case-insensitive part of the alias, the key's
+    /// shown name, its user or its team.
+    search: Option<String>,
     #[serde(default)]
     return_full_object: bool,
 }
@@ -442,6 +445,11 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     gate(&auth, Access::Read)?;
+    let search = q
+        .search
+        .as_deref()
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty());
     let snap = state.directory.snapshot();
     let mut keys: Vec<&Arc<KeyEntry>> = snap
         .keys
@@ -461,6 +469,20 @@ async fn list(
             q.key_alias
                 .as_ref()
                 .is_none_or(|a| k.record.key_alias.as_ref() == Some(a))
+        })
+        .filter(|k| {
+            search.as_deref().is_none_or(|s| {
+                let r = &k.record;
+                [
+                    r.key_alias.as_deref(),
+                    Some(r.key_name.as_str()),
+                    r.user_id.as_deref(),
+                    r.team_id.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .any(|f| f.to_lowercase().contains(s))
+            })
         })
         .collect();
     keys.sort_by(|a, b| {

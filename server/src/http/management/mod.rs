@@ -13,6 +13,7 @@
 //!
 //! `llm_api` keys cannot call these routes; `read_only` keys only read.
 
+mod activity;
 mod cache;
 mod guardrails;
 mod keys;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<SharedState> {
         .merge(users::routes())
         .merge(teams::routes())
         .merge(spend::routes())
+        .merge(activity::routes())
         .merge(models::routes())
         .merge(prompts::routes())
         .merge(cache::routes())

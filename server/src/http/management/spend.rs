@@ -59,7 +59,7 @@ type DaySummary = (
 
 /// `YYYY-MM-DD` (a whole UTC day) or an RFC 3339 instant, in Unix ms. `end`
 /// dates are inclusive: the day after, exclusive.
-fn parse_date(field: &str, s: &str, end: bool) -> Result<i64, ApiError> {
+pub(super) fn parse_date(field: &str, s: &str, end: bool) -> Result<i64, ApiError> {
     if let Ok(d) = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
         let ms = d
             .and_hms_opt(0, 0, 0)
@@ -94,10 +94,16 @@ struct LogsQuery {
     end_date: Option<String>,
     summarize: Option<bool>,
     limit: Option<i64>,
+    /// Tollgate's own: `success`, `failure` (anything else), `error`,
+    /// `client_disconnected`, or an HTTP status code.
+    status: Option<String>,
+    /// Tollgate's own: the rows after `{started_at_ms}:{request_id}` (the
+    /// `next` cursor a page ends with), for paging through the newest first.
+    after: Option<String>,
 }
 
 /// Narrows a non-admin's query to their own spend, or refuses.
-fn own_scope(auth: &AuthContext, f: &mut SpendFilter) -> Result<(), ApiError> {
+pub(super) fn own_scope(auth: &AuthContext, f: &mut SpendFilter) -> Result<(), ApiError> {
     if auth.reads_all() {
         return Ok(());
     }
@@ -145,7 +151,35 @@ async fn logs(
             .as_deref()
             .map(|s| parse_date("end_date", s, true))
             .transpose()?,
+        status: q
+            .status
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty()),
+        after: q
+            .after
+            .as_deref()
+            .map(|a| {
+                a.split_once(':')
+                    .and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id.to_string())))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "'after' must be a cursor like 1732406400000:<request id>, got {a:?}"
+                        ))
+                        .param("after")
+                    })
+            })
+            .transpose()?,
     };
+    if let Some(s) = f.status.as_deref() {
+        if !matches!(s, "success" | "failure" | "error" | "client_disconnected")
+            && s.parse::<u16>().is_err()
+        {
+            return Err(ApiError::bad_request(format!(
+                "'status' must be success, failure, error, client_disconnected or an HTTP status code, got {s:?}"
+            ))
+            .param("status"));
+        }
+    }
     own_scope(&auth, &mut f)?;
     let dated = f.start_ms.is_some() && f.end_ms.is_some();
     if dated && q.summarize.unwrap_or(true) {

@@ -198,7 +198,10 @@ async fn info(
         )));
     }
     let team = find_team(&snap, &team_id)?;
-    let view = with_spend(team.record.view(&snap.members), team.spend.total());
+    let view = with_member_emails(
+        with_spend(team.record.view(&snap.members), team.spend.total()),
+        &snap,
+    );
     let keys: Vec<Value> = snap
         .keys
         .values()
@@ -322,7 +325,12 @@ async fn list(
                 .as_deref()
                 .is_none_or(|u| snap.team_role(&t.record.team_id, u).is_some())
         })
-        .map(|t| with_spend(t.record.view(&snap.members), t.spend.total()))
+        .map(|t| {
+            with_member_emails(
+                with_spend(t.record.view(&snap.members), t.spend.total()),
+                &snap,
+            )
+        })
         .collect();
     teams.sort_by(|a, b| a["team_id"].as_str().cmp(&b["team_id"].as_str()));
     Ok(json(Value::Array(teams)))
@@ -491,4 +499,21 @@ async fn unblock(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     set_blocked(state, auth, body, false).await
+}
+
+/// Each member of a team view with its user's email, as LiteLLM shows them.
+fn with_member_emails(mut view: Value, snap: &crate::directory::Snapshot) -> Value {
+    if let Some(members) = view
+        .get_mut("members_with_roles")
+        .and_then(Value::as_array_mut)
+    {
+        for m in members {
+            let email = m["user_id"]
+                .as_str()
+                .and_then(|u| snap.users.get(u))
+                .and_then(|u| u.record.user_email.clone());
+            m["user_email"] = serde_json::json!(email);
+        }
+    }
+    view
 }

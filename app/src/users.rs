@@ -1,0 +1,318 @@
+//! `/ui/users`: people who use the gateway. Admins create them (with a
+//! password to sign in here), change their role and budget, or delete them.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use serde::{Deserialize, Serialize};
+
+use crate::widgets::{
+    error_field, query_page, query_param, short_time, spend_of, watch, AdminOnly, ConfirmButton,
+    ErrorBox, Field, LastError, Pager,
+};
+use crate::TopBar;
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct UserRow {
+    pub user_id: String,
+    #[serde(default)]
+    pub user_email: Option<String>,
+    #[serde(default)]
+    pub user_role: Option<String>,
+    #[serde(default)]
+    pub spend: f64,
+    #[serde(default)]
+    pub max_budget: Option<f64>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub teams: Vec<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct UserPage {
+    pub users: Vec<UserRow>,
+    pub total: u64,
+    pub page: u64,
+    pub pages: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct UserForm {
+    pub user_email: String,
+    pub user_role: String,
+    pub password: String,
+    pub max_budget: String,
+    pub models: String,
+}
+
+pub const ROLES: &[(&str, &str)] = &[
+    ("internal_user", "User"),
+    ("internal_user_viewer", "User (read only)"),
+    ("proxy_admin_viewer", "Admin (read only)"),
+    ("proxy_admin", "Admin"),
+];
+
+#[cfg_attr(not(feature = "ssr"), allow(dead_code))]
+impl UserForm {
+    fn body(&self) -> Result<serde_json::Value, ServerFnError> {
+        use crate::keys::{parse_list, parse_number};
+        let mut b = serde_json::json!({
+            "user_role": if self.user_role.is_empty() { "internal_user" } else { self.user_role.as_str() },
+            "models": parse_list(&self.models),
+            "auto_create_key": false,
+        });
+        if !self.user_email.trim().is_empty() {
+            b["user_email"] = self.user_email.trim().into();
+        }
+        if !self.password.is_empty() {
+            b["password"] = self.password.clone().into();
+        }
+        if let Some(x) = parse_number("max_budget", &self.max_budget)? {
+            b["max_budget"] = x.into();
+        }
+        Ok(b)
+    }
+}
+
+#[server(prefix = "/ui/api", endpoint = "list_users")]
+pub async fn list_users(page: u64, email: String) -> Result<UserPage, ServerFnError> {
+    use crate::api::{call_api, decode};
+    let mut path = format!("/user/list?page={}&page_size=50", page.max(1));
+    if !email.trim().is_empty() {
+        path.push_str("&user_email=");
+        path.push_str(&crate::urlencode(email.trim()));
+    }
+    let v = call_api(http::Method::GET, path, None).await?;
+    Ok(UserPage {
+        users: decode(v["users"].clone())?,
+        total: v["total"].as_u64().unwrap_or_default(),
+        page: v["page"].as_u64().unwrap_or(1),
+        pages: v["total_pages"].as_u64().unwrap_or(1),
+    })
+}
+
+#[server(prefix = "/ui/api", endpoint = "create_user")]
+pub async fn create_user(form: UserForm) -> Result<String, ServerFnError> {
+    let v = crate::api::call_api(http::Method::POST, "/user/new".into(), Some(form.body()?)).await?;
+    Ok(v["user_id"].as_str().unwrap_or_default().to_string())
+}
+
+/// Changes a user's role (when `role` is not empty) or deletes the user.
+#[server(prefix = "/ui/api", endpoint = "user_action")]
+pub async fn user_action(user_id: String, action: String, role: String) -> Result<(), ServerFnError> {
+    let (path, body) = match action.as_str() {
+        "delete" => ("/user/delete", serde_json::json!({"user_ids": [user_id]})),
+        "role" => ("/user/update", serde_json::json!({"user_id": user_id, "user_role": role})),
+        other => return Err(ServerFnError::new(format!("unknown action {other:?}"))),
+    };
+    crate::api::call_api(http::Method::POST, path.into(), Some(body)).await?;
+    Ok(())
+}
+
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    view! {
+        <Title text="Users · Tollgate" />
+        <TopBar />
+        <main class="page">
+            <AdminOnly>
+                <UsersBody />
+            </AdminOnly>
+        </main>
+    }
+}
+
+#[component]
+fn UsersBody() -> impl IntoView {
+    let page = query_page();
+    let email = query_param("q");
+    let version = RwSignal::new(0u32);
+    let users = Resource::new(
+        move || (page.get(), email.get(), version.get()),
+        |(page, email, _)| list_users(page, email),
+    );
+    let me = crate::widgets::use_me();
+    let admin = move || me.get().and_then(|m| m.ok()).is_some_and(|m| m.admin);
+    view! {
+        <div class="page-header">
+            <div>
+                <h1>"Users"</h1>
+                <p class="muted">"People with access: their role, budget and spend."</p>
+            </div>
+        </div>
+        <Show when=admin>
+            <NewUserForm version />
+        </Show>
+        <form class="toolbar" method="get" action="/ui/users" role="search">
+            <label class="visually-hidden" for="user-search">"Search users"</label>
+            <input
+                id="user-search"
+                class="filter"
+                type="search"
+                name="q"
+                placeholder="Search by email"
+                value=move || email.get()
+            />
+            <button class="btn" type="submit">"Search"</button>
+        </form>
+        <Transition fallback=|| view! { <p class="muted loading">"Loading users…"</p> }>
+            {move || {
+                users.get().map(|r| match r {
+                    Err(e) => view! { <ErrorBox error=e /> }.into_any(),
+                    Ok(p) if p.users.is_empty() => view! {
+                        <div class="panel empty" data-testid="empty-state"><p>"No users found."</p></div>
+                    }.into_any(),
+                    Ok(p) => {
+                        let UserPage { users, total, page, pages } = p;
+                        view! {
+                            <div class="table-wrap">
+                                <table class="data" data-testid="users-table">
+                                    <thead>
+                                        <tr>
+                                            <th scope="col">"User"</th>
+                                            <th scope="col">"Role"</th>
+                                            <th scope="col" class="num">"Spend / budget"</th>
+                                            <th scope="col">"Teams"</th>
+                                            <th scope="col">"Created"</th>
+                                            <th scope="col">"Actions"</th>
+                                        </tr>
+                                    </thead>
+                                    <tbody>
+                                        {users.into_iter().map(|u| view! { <UserRowView u version /> }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                            <Pager page pages total noun="users" />
+                        }.into_any()
+                    }
+                })
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn UserRowView(u: UserRow, version: RwSignal<u32>) -> impl IntoView {
+    let act = ServerAction::<UserAction>::new();
+    let error = RwSignal::new(None::<ServerFnError>);
+    watch(act.value(), error, move |_| version.update(|v| *v += 1));
+    let id = StoredValue::new(u.user_id.clone());
+    let role = u.user_role.clone().unwrap_or_else(|| "internal_user".into());
+    let shown = u.user_email.clone().unwrap_or_else(|| u.user_id.clone());
+    view! {
+        <tr data-testid="user-row">
+            <td>
+                <span class="strong">{shown.clone()}</span>
+                <br />
+                <code class="muted small">{u.user_id.clone()}</code>
+            </td>
+            <td>
+                <label class="visually-hidden" for=format!("role-{}", u.user_id)>"Role"</label>
+                <select
+                    id=format!("role-{}", u.user_id)
+                    on:change=move |ev| {
+                        act.dispatch(UserAction {
+                            user_id: id.get_value(),
+                            action: "role".into(),
+                            role: event_target_value(&ev),
+                        });
+                    }
+                >
+                    {ROLES
+                        .iter()
+                        .map(|(value, label)| {
+                            view! { <option value=*value selected=role == *value>{*label}</option> }
+                        })
+                        .collect_view()}
+                </select>
+            </td>
+            <td class="num">{spend_of(u.spend, u.max_budget)}</td>
+            <td class="small mono">{if u.teams.is_empty() { "—".into() } else { u.teams.join(", ") }}</td>
+            <td class="small">{u.created_at.as_deref().map(short_time).unwrap_or_default()}</td>
+            <td class="actions">
+                <ConfirmButton
+                    label="Delete"
+                    testid="delete-user"
+                    question=format!("Delete {shown} and their keys?")
+                    on_confirm=Callback::new(move |_| {
+                        act.dispatch(UserAction {
+                            user_id: id.get_value(),
+                            action: "delete".into(),
+                            role: String::new(),
+                        });
+                    })
+                />
+                <LastError error />
+            </td>
+        </tr>
+    }
+}
+
+#[component]
+fn NewUserForm(version: RwSignal<u32>) -> impl IntoView {
+    let create = ServerAction::<CreateUser>::new();
+    let error = RwSignal::new(None::<ServerFnError>);
+    let email = RwSignal::new(String::new());
+    let role = RwSignal::new("internal_user".to_string());
+    let password = RwSignal::new(String::new());
+    let budget = RwSignal::new(String::new());
+    let models = RwSignal::new(String::new());
+    let created = RwSignal::new(None::<String>);
+    watch(create.value(), error, move |id| {
+        created.set(Some(id));
+        for s in [email, password, budget, models] {
+            s.set(String::new());
+        }
+        version.update(|v| *v += 1);
+    });
+    let error_field = error_field(error);
+    view! {
+        <details class="panel form-panel" data-testid="new-user">
+            <summary class="btn btn-primary">"Add user"</summary>
+            <form
+                class="form-grid"
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    create.dispatch(CreateUser {
+                        form: UserForm {
+                            user_email: email.get_untracked(),
+                            user_role: role.get_untracked(),
+                            password: password.get_untracked(),
+                            max_budget: budget.get_untracked(),
+                            models: models.get_untracked(),
+                        },
+                    });
+                }
+            >
+                <Field label="Email" name="user_email" kind="email" value=email error_field />
+                <label class="field" for="f-user_role">
+                    <span class="field-label">"Role"</span>
+                    <select id="f-user_role" name="user_role" bind:value=role>
+                        {ROLES.iter().map(|(v, l)| view! { <option value=*v>{*l}</option> }).collect_view()}
+                    </select>
+                </label>
+                <Field
+                    label="Password"
+                    name="password"
+                    kind="password"
+                    value=password
+                    error_field
+                    hint="At least 8 characters; empty: sign-in through SSO only"
+                />
+                <Field label="Max budget ($)" name="max_budget" value=budget error_field />
+                <Field label="Models" name="models" value=models error_field hint="Empty: every model" />
+                <div class="form-actions">
+                    <button class="btn btn-primary" type="submit" disabled=move || create.pending().get()>
+                        "Add user"
+                    </button>
+                </div>
+                <LastError error />
+                {move || created.get().map(|id| view! {
+                    <p class="ok" role="status" data-testid="user-created">"User "<code>{id}</code>" added."</p>
+                })}
+            </form>
+        </details>
+    }
+}

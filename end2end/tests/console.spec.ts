@@ -1,0 +1,205 @@
+import { test, expect, Page, Locator } from '@playwright/test';
+
+// The console's admin flows, end to end: people, teams and keys made in the
+// browser, a key used through the API, its spend seen on the dashboard; what
+// a user who is not an admin may see; the main flows by keyboard alone.
+// Every page visited is saved as a screenshot (test-results/, and attached
+// to the report).
+
+const master = process.env.TOLLGATE_MASTER_KEY ?? '';
+const base = process.env.TOLLGATE_URL ?? '';
+const run = Date.now().toString(36);
+
+async function shot(page: Page, name: string) {
+  const path = test.info().outputPath(`${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  await test.info().attach(name, { path, contentType: 'image/png' });
+}
+
+async function signIn(page: Page, password: string, email = '') {
+  await page.goto('/ui/login');
+  if (email) await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password or master key').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL('**/ui/dashboard');
+  await hydrated(page);
+}
+
+async function hydrated(page: Page) {
+  await expect(page.locator('.app[data-hydrated="true"]')).toBeVisible();
+}
+
+async function open(page: Page, path: string) {
+  await page.goto(path);
+  await hydrated(page);
+}
+
+async function api(path: string, body: unknown, key = master) {
+  const r = await fetch(base + path, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${text}`);
+  return JSON.parse(text);
+}
+
+/** Presses Tab until `target` has focus (at most `max` times). */
+async function tabTo(page: Page, target: Locator, max = 40) {
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press('Tab');
+    if (await target.evaluate((el) => el === document.activeElement)) return;
+  }
+  throw new Error('could not reach the element with Tab');
+}
+
+test.describe('console', () => {
+  test('an admin creates a user, a team and a key; the key is used and its spend shows on the dashboard', async ({ page }) => {
+    await signIn(page, master);
+    await shot(page, 'dashboard');
+    const nav = page.getByRole('navigation', { name: 'Console' });
+    for (const name of ['Dashboard', 'Keys', 'Logs', 'Users', 'Teams', 'Models']) {
+      await expect(nav.getByRole('link', { name })).toBeVisible();
+    }
+
+    // A user.
+    const email = `e2e-${run}@example.com`;
+    await open(page, '/ui/users');
+    await page.getByText('Add user').first().click();
+    const userForm = page.getByTestId('new-user');
+    await userForm.getByLabel('Email').fill(email);
+    await userForm.getByLabel('Password').fill('short');
+    await userForm.getByRole('button', { name: 'Add user' }).click();
+    // Refused: the form says why and keeps what was typed.
+    await expect(userForm.getByTestId('error')).toContainText('8');
+    await expect(userForm.getByLabel('Email')).toHaveValue(email);
+    await userForm.getByLabel('Password').fill('a long enough password');
+    await userForm.getByRole('button', { name: 'Add user' }).click();
+    await expect(userForm.getByTestId('user-created')).toBeVisible();
+    await expect(page.getByTestId('user-row').filter({ hasText: email })).toBeVisible();
+    await shot(page, 'users');
+
+    // A team, with the user as its admin.
+    const team = `e2e-team-${run}`;
+    await open(page, '/ui/teams');
+    await page.getByText('Create team').first().click();
+    const teamForm = page.getByTestId('new-team');
+    await teamForm.getByLabel('Name').fill(team);
+    await teamForm.getByLabel('Max budget ($)').fill('25');
+    await teamForm.getByRole('button', { name: 'Create team' }).click();
+    const card = page.getByTestId('team-card').filter({ hasText: team });
+    await expect(card).toBeVisible();
+    await card.getByLabel('User id or email').fill(email);
+    await card.getByLabel('Role').selectOption('admin');
+    await card.getByRole('button', { name: 'Add member' }).click();
+    await expect(card.getByTestId('member-row').filter({ hasText: email })).toContainText('admin');
+    await shot(page, 'teams');
+
+    // A key: a wrong budget is named and kept; then the secret is shown once.
+    const alias = `e2e-key-${run}`;
+    await open(page, '/ui/keys');
+    await page.getByText('Create key').first().click();
+    const keyForm = page.getByTestId('new-key');
+    await keyForm.getByLabel('Alias').fill(alias);
+    await keyForm.getByLabel('Max budget ($)').fill('ten');
+    await keyForm.getByRole('button', { name: 'Create key' }).click();
+    await expect(keyForm.getByTestId('error')).toContainText('max_budget');
+    await expect(keyForm.getByLabel('Max budget ($)')).toHaveValue('ten');
+    await expect(keyForm.getByLabel('Max budget ($)')).toHaveAttribute('aria-invalid', 'true');
+    await keyForm.getByLabel('Max budget ($)').fill('10');
+    await keyForm.getByRole('button', { name: 'Create key' }).click();
+    const secret = page.getByTestId('secret-value');
+    await expect(secret).toHaveValue(/^sk-/);
+    const key = await secret.inputValue();
+    await expect(page.getByTestId('key-row').filter({ hasText: alias })).toContainText('$10');
+    await shot(page, 'keys');
+
+    // The key works through the API, and what it spent reaches the dashboard.
+    const answer = await api('/v1/chat/completions', {
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'Say hello to the dashboard.' }],
+    }, key);
+    expect(answer.choices[0].message.content.length).toBeGreaterThan(0);
+    await expect(async () => {
+      await open(page, '/ui/dashboard?range=24h');
+      const row = page.getByTestId('top-keys').getByRole('row').filter({ hasText: alias });
+      await expect(row).toBeVisible({ timeout: 1000 });
+      await expect(row.getByRole('cell').nth(1)).not.toHaveText('$0');
+    }).toPass({ timeout: 20_000 });
+    await expect(page.getByTestId('total-requests')).not.toHaveText('0');
+    await shot(page, 'dashboard-with-spend');
+
+    // The call is in the request log, with its details.
+    await open(page, `/ui/logs?key=${alias}`);
+    const logRow = page.getByTestId('log-row').first();
+    await expect(logRow).toContainText('gpt-4o');
+    await logRow.getByRole('button', { name: 'Details' }).click();
+    await expect(page.getByTestId('log-detail')).toContainText(alias);
+    await shot(page, 'logs');
+
+    // Deleting asks first.
+    await open(page, '/ui/keys');
+    const row = page.getByTestId('key-row').filter({ hasText: alias });
+    await row.getByTestId('delete-key').click();
+    await expect(row.getByRole('group')).toContainText(`Delete ${alias}?`);
+    await row.getByTestId('confirm-yes').click();
+    await expect(page.getByTestId('key-row').filter({ hasText: alias })).toHaveCount(0);
+
+    await open(page, '/ui/models');
+    await shot(page, 'models');
+  });
+
+  test('a user who is not an admin sees only their own keys and no admin pages', async ({ page }) => {
+    const mine = `mine-${run}`;
+    const theirs = `theirs-${run}`;
+    const email = `user-${run}@example.com`;
+    await api('/user/new', { user_email: email, password: 'user password 1', user_role: 'internal_user', auto_create_key: false });
+    await api('/key/generate', { key_alias: theirs });
+
+    await signIn(page, 'user password 1', email);
+    await expect(page.getByTestId('whoami')).toHaveText(email);
+    const nav = page.getByRole('navigation', { name: 'Console' });
+    await expect(nav.getByRole('link', { name: 'Keys' })).toBeVisible();
+    for (const name of ['Users', 'Teams', 'Models']) {
+      await expect(nav.getByRole('link', { name })).toHaveCount(0);
+    }
+    for (const path of ['/ui/users', '/ui/teams', '/ui/models']) {
+      const r = await page.goto(path);
+      expect(r?.status()).toBe(403);
+      await expect(page.getByTestId('no-access')).toBeVisible();
+    }
+    await shot(page, 'no-access');
+
+    // Their own key, made here; the admin's key is not theirs to see.
+    await open(page, '/ui/keys');
+    await page.getByText('Create key').first().click();
+    const keyForm = page.getByTestId('new-key');
+    await expect(keyForm.getByLabel('User id')).toHaveCount(0);
+    await keyForm.getByLabel('Alias').fill(mine);
+    await keyForm.getByRole('button', { name: 'Create key' }).click();
+    await expect(page.getByTestId('secret-value')).toHaveValue(/^sk-/);
+    await expect(page.getByTestId('key-row').filter({ hasText: mine })).toBeVisible();
+    await open(page, `/ui/keys?q=${theirs}`);
+    await expect(page.getByTestId('key-row')).toHaveCount(0);
+    // Nor another user's spend.
+    await open(page, '/ui/logs?user=admin');
+    await expect(page.getByTestId('error')).toContainText('own');
+  });
+
+  test('keyboard only: from the dashboard to a new key', async ({ page }) => {
+    await signIn(page, master);
+    await tabTo(page, page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Keys' }));
+    await page.keyboard.press('Enter');
+    await page.waitForURL('**/ui/keys');
+    await hydrated(page);
+    await tabTo(page, page.locator('[data-testid="new-key"] > summary'));
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Tab');
+    await expect(page.getByTestId('new-key').getByLabel('Alias')).toBeFocused();
+    await page.keyboard.type(`keyboard-${run}`);
+    await page.keyboard.press('Enter');
+    await expect(page.getByTestId('secret-value')).toHaveValue(/^sk-/);
+    await expect(page.getByTestId('key-row').filter({ hasText: `keyboard-${run}` })).toBeVisible();
+  });
+});
