@@ -52,7 +52,7 @@ def okta(mock, slow_mock, tmp_path_factory):
     idp.stop()
 
 
-def okta_sign_in(gw_url, login, next_path="/ui/models"):
+def okta_sign_in(gw_url, login, next_path="/ui/keys"):
     """Signs in through the provider's own login form; returns the browser and its last response."""
     b = httpx.Client(follow_redirects=True, timeout=30, headers={"x-forwarded-for": f"10.3.0.{len(login)}"})
     r = b.get(gw_url + "/ui/oidc/login", params={"next": next_path}, follow_redirects=False)
@@ -77,21 +77,21 @@ def admin(url):
 
 def test_the_sign_in_page_offers_okta(okta):
     gw, _ = okta
-    page = httpx.get(gw.url + "/ui/login?next=/ui/models").text
-    assert "Sign in with Okta" in page and 'href="/ui/oidc/login?next=/ui/models"' in page
+    page = httpx.get(gw.url + "/ui/login?next=/ui/keys").text
+    assert "Sign in with Okta" in page and 'href="/ui/oidc/login?next=/ui/keys"' in page
 
 
 def test_a_first_okta_sign_in_creates_an_internal_user(okta):
     gw, _ = okta
-    b, r = okta_sign_in(gw.url, "alice", next_path="/ui/models?q=gpt")
-    assert r.status_code == 200 and str(r.url) == gw.url + "/ui/models?q=gpt", (r.url, r.text[:300])
+    b, r = okta_sign_in(gw.url, "alice", next_path="/ui/keys?q=gpt")
+    assert r.status_code == 200 and str(r.url) == gw.url + "/ui/keys?q=gpt", (r.url, r.text[:300])
     assert "Sign out" in r.text
     with admin(gw.url) as a:
         info = a.get("/user/info", params={"user_id": "alice"}).json()["user_info"]
     assert info["user_role"] == "internal_user" and info["user_email"] == "alice@example.com"
     # Signing in again finds the same user.
     b2, r = okta_sign_in(gw.url, "alice")
-    assert str(r.url) == gw.url + "/ui/models"
+    assert str(r.url) == gw.url + "/ui/keys"
     with admin(gw.url) as a:
         users = [u for u in a.get("/user/list").json()["users"] if u["user_email"] == "alice@example.com"]
     assert len(users) == 1
@@ -102,7 +102,7 @@ def test_a_first_okta_sign_in_creates_an_internal_user(okta):
 def test_the_admin_group_maps_to_proxy_admin(okta):
     gw, _ = okta
     b, r = okta_sign_in(gw.url, "admin-bob")
-    assert str(r.url) == gw.url + "/ui/models"
+    assert str(r.url) == gw.url + "/ui/keys"
     with admin(gw.url) as a:
         info = a.get("/user/info", params={"user_id": "admin-bob"}).json()["user_info"]
     assert info["user_role"] == "proxy_admin"
@@ -119,7 +119,7 @@ def test_a_callback_with_another_state_or_no_sign_in_is_refused(okta):
         b.get(gw.url + "/ui/oidc/login")
         r = b.get(gw.url + "/ui/oidc/callback", params={"code": "x", "state": "forged"})
         assert r.headers["location"].startswith("/ui/login?error=sso")
-        assert b.get(gw.url + "/ui/models").status_code in (302, 303)
+        assert b.get(gw.url + "/ui/keys").status_code in (302, 303)
     page = httpx.get(gw.url + "/ui/login?error=sso").text
     assert "single sign-on did not succeed" in page
 
