@@ -36,6 +36,7 @@ model_list:
     litellm_params: {model: openai/gpt-4o, api_base: "$mock/v1", api_key: sk-up}
   - model_name: gpt-4o
     litellm_params: {model: azure/gpt-4o-eu, api_base: "$mock", api_key: sk-up, api_version: "2024-06-01", weight: 2}
+    model_info: {base_model: gpt-4o}
   - model_name: claude-3-5-sonnet
     litellm_params: {model: anthropic/claude-3-5-sonnet-20240620, api_base: "$mock", api_key: sk-up}
   - model_name: claude-3-5-sonnet

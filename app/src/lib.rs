@@ -9,8 +9,10 @@ mod dashboard;
 mod keys;
 mod login;
 mod logs;
+mod markdown;
 pub use login::{safe_next, urlencode};
 mod models;
+mod playground;
 mod teams;
 mod users;
 mod widgets;
@@ -82,6 +84,7 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::InOrder
                     />
                     <Route path=path!("/ui/dashboard") view=dashboard::DashboardPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/ui/playground") view=playground::PlaygroundPage ssr=SsrMode::InOrder />
                     <Route path=path!("/ui/keys") view=keys::KeysPage ssr=SsrMode::InOrder />
                     <Route path=path!("/ui/logs") view=logs::LogsPage ssr=SsrMode::InOrder />
                     <Route path=path!("/ui/users") view=users::UsersPage ssr=SsrMode::InOrder />
@@ -101,6 +104,7 @@ pub fn App() -> impl IntoView {
 /// The console's pages, and whether only admins (and admin viewers) see them.
 const PAGES: &[(&str, &str, bool)] = &[
     ("/ui/dashboard", "Dashboard", false),
+    ("/ui/playground", "Playground", false),
     ("/ui/keys", "Keys", false),
     ("/ui/logs", "Logs", false),
     ("/ui/users", "Users", true),

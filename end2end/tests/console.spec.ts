@@ -203,3 +203,91 @@ test.describe('console', () => {
     await expect(page.getByTestId('key-row').filter({ hasText: `keyboard-${run}` })).toBeVisible();
   });
 });
+
+test.describe('playground', () => {
+  test('an answer streams in parts, is kept in the history, and can be reopened, renamed and deleted', async ({ page }) => {
+    await signIn(page, master);
+    await open(page, '/ui/playground');
+    await page.getByTestId('model').selectOption('demo');
+    const question = `Tell me about Tollgate ${run}`;
+    await page.getByTestId('prompt').fill(question);
+    await page.getByTestId('send').click();
+    // Part of the answer is on screen while the rest is still coming.
+    const partial = await page.waitForFunction(() => {
+      const m = document.querySelector('[data-testid="msg-assistant"][data-streaming="true"] .bubble');
+      const t = m?.textContent ?? '';
+      return t.length > 0 ? t : null;
+    }, undefined, { polling: 'raf', timeout: 10_000 });
+    const partialText = (await partial.jsonValue()) as string;
+    const answer = page.getByTestId('msg-assistant').last();
+    await expect(page.getByTestId('answer-stats')).toContainText('tokens', { timeout: 15_000 });
+    await expect(page.getByTestId('answer-stats')).toContainText('first token');
+    const full = (await answer.locator('.bubble').textContent()) ?? '';
+    expect(full.length).toBeGreaterThan(partialText.length);
+    const squeeze = (t: string) => t.replace(/\s+/g, '');
+    expect(squeeze(full).startsWith(squeeze(partialText).slice(0, 8))).toBeTruthy();
+    await shot(page, 'playground');
+
+    // The conversation is in the sidebar; a new chat clears the screen; reopening brings it back.
+    const item = page.getByTestId('session').filter({ hasText: question });
+    await expect(item).toBeVisible();
+    await page.getByTestId('new-chat').click();
+    await expect(page.getByTestId('msg-user')).toHaveCount(0);
+    await item.getByRole('button', { name: question }).click();
+    await expect(page.getByTestId('msg-user')).toHaveText([question]);
+    await expect(page.getByTestId('msg-assistant')).toHaveCount(1);
+    // A follow-up continues the same session.
+    await page.getByTestId('prompt').fill('And one more thing?');
+    await page.keyboard.press('Enter');
+    await expect(page.getByTestId('msg-assistant')).toHaveCount(2);
+    await expect(page.getByTestId('answer-stats').last()).toContainText('tokens', { timeout: 15_000 });
+    await expect(page.getByTestId('session').filter({ hasText: question })).toHaveCount(1);
+
+    // Rename, then delete after confirming.
+    await item.getByTestId('rename').click();
+    // (While renaming, the title is in the input, so the item is found by it.)
+    await page.getByTestId('rename-input').fill(`Renamed ${run}`);
+    await page.getByTestId('session').getByRole('button', { name: 'Save' }).click();
+    const renamed = page.getByTestId('session').filter({ hasText: `Renamed ${run}` });
+    await expect(renamed).toBeVisible();
+    await renamed.getByTestId('delete-session').click();
+    await renamed.getByTestId('confirm-yes').click();
+    await expect(page.getByTestId('session').filter({ hasText: `Renamed ${run}` })).toHaveCount(0);
+  });
+
+  test('compare sends one prompt to two models side by side, with times, tokens and cost', async ({ page }) => {
+    await signIn(page, master);
+    await open(page, '/ui/playground?mode=compare');
+    const picks = page.getByTestId('compare-model');
+    for (const box of await picks.all()) await box.uncheck();
+    await page.getByRole('checkbox', { name: 'gpt-4o' }).check();
+    await page.getByRole('checkbox', { name: 'claude-3-5-sonnet' }).check();
+    await page.getByTestId('compare-prompt').fill('Which is faster?');
+    await page.getByTestId('compare-run').click();
+    const cols = page.getByTestId('compare-col');
+    await expect(cols).toHaveCount(2);
+    for (const col of await cols.all()) {
+      await expect(col.getByTestId('compare-stats')).not.toContainText('—', { timeout: 15_000 });
+      await expect(col.locator('.bubble')).not.toBeEmpty();
+    }
+    await shot(page, 'compare');
+  });
+
+  test("a user's playground answers are theirs: logged under their id", async ({ page }) => {
+    const email = `player-${run}@example.com`;
+    const user = await api('/user/new', { user_email: email, password: 'player password', user_role: 'internal_user', auto_create_key: false });
+    await signIn(page, 'player password', email);
+    await open(page, '/ui/playground');
+    await page.getByTestId('model').selectOption('gpt-4o');
+    await page.getByTestId('prompt').fill('Count this against my budget.');
+    await page.getByTestId('send').click();
+    await expect(page.getByTestId('answer-stats')).toContainText('$', { timeout: 15_000 });
+    const r = await fetch(`${base}/spend/logs?user_id=${encodeURIComponent(user.user_id)}`, {
+      headers: { authorization: `Bearer ${master}` },
+    });
+    const rows = await r.json();
+    expect(rows.length).toBe(1);
+    expect(rows[0].model).toBe('gpt-4o');
+    expect(rows[0].spend).toBeGreaterThan(0);
+  });
+});

@@ -106,6 +106,7 @@ pub async fn begin(
                 model: model.to_string(),
                 created_at: 0,
                 updated_at: 0,
+                title: None,
             },
             create: true,
             new_messages,

@@ -23,6 +23,11 @@ pub fn routes() -> Router<SharedState> {
         .route("/ui/logout", post(sign_out))
         .route("/ui/oidc/login", get(oidc_login))
         .route("/ui/oidc/callback", get(oidc_callback))
+        // The playground calls the gateway as the signed-in person: the same
+        // handlers as /v1 and the chat-history API, behind the session.
+        .route("/ui/v1/chat/completions", post(super::openai::chat_completions))
+        .route("/ui/v1/models", get(super::openai::list_models))
+        .nest("/ui", super::history::routes())
 }
 
 #[derive(Deserialize)]
@@ -276,7 +281,10 @@ pub struct Backend {
 
 impl Backend {
     pub fn new(state: SharedState) -> Self {
-        let api = crate::http::management::routes().with_state(state.clone());
+        let api = crate::http::management::routes()
+            .merge(super::history::routes())
+            .route("/v1/models", get(super::openai::list_models))
+            .with_state(state.clone());
         Backend { state, api }
     }
 }

@@ -24,6 +24,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/bedrock/chat-history", post(bedrock_history))
         .route("/session-ids", post(session_ids))
         .route("/chat-history/delete", post(delete_by_body))
+        .route("/chat-history/rename", post(rename))
         .route("/chat-history/{session_id}", delete(delete_by_path))
 }
 
@@ -77,6 +78,7 @@ fn view(s: &SessionRow, messages: Vec<Value>) -> Value {
         "model": s.model,
         "created_at": crate::directory::records::iso(s.created_at),
         "updated_at": crate::directory::records::iso(s.updated_at),
+        "title": s.title,
         "messages": messages,
     })
 }
@@ -138,10 +140,42 @@ async fn session_ids(
                 "model": s.model,
                 "created_at": crate::directory::records::iso(s.created_at),
                 "updated_at": crate::directory::records::iso(s.updated_at),
+                "title": s.title,
             })
         })
         .collect();
     Ok(Json(json!({"session_ids": ids, "sessions": sessions})).into_response())
+}
+
+/// `POST /chat-history/rename` `{"session_id", "title"}`: the owner (or an
+/// admin) names a session.
+async fn rename(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = session_id_of(&body)?;
+    let v: Value = super::openai::parse_json(&body)?;
+    let title = v
+        .get("title")
+        .and_then(Value::as_str)
+        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::bad_request("'title' must be a non-empty string").param("title"))?;
+    if title.chars().count() > crate::store::history::TITLE_MAX {
+        return Err(ApiError::bad_request(format!(
+            "'title' may have at most {} characters",
+            crate::store::history::TITLE_MAX
+        ))
+        .param("title"));
+    }
+    visible(&state, &auth, &id, true).await?;
+    state
+        .store
+        .rename_session(&id, &title)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({"session_id": id, "title": title})).into_response())
 }
 
 async fn remove(state: &SharedState, auth: &AuthContext, id: &str) -> Result<Response, ApiError> {

@@ -48,6 +48,15 @@ fn is_open(path: &str) -> bool {
     ) || path.starts_with("/pkg/")
 }
 
+/// The console's JSON routes (server functions, and the gateway's own API
+/// served to the playground behind the session): errors as JSON, never the
+/// sign-in page.
+fn is_console_api(path: &str) -> bool {
+    ["/ui/api/", "/ui/v1/", "/ui/chat-history", "/ui/session-ids"]
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
 /// Which error shape a path speaks.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Surface {
@@ -58,7 +67,7 @@ enum Surface {
 }
 
 fn surface_of(path: &str) -> Surface {
-    if path == "/ui" || (path.starts_with("/ui/") && !path.starts_with("/ui/api/")) {
+    if path == "/ui" || (path.starts_with("/ui/") && !is_console_api(path)) {
         Surface::ConsolePage
     } else if path.starts_with("/bedrock/") {
         Surface::Bedrock

@@ -250,7 +250,7 @@ fn validate_chat(req: &ChatRequest) -> Result<(), ApiError> {
 }
 
 #[derive(serde::Deserialize, Default)]
-struct ChatQuery {
+pub(super) struct ChatQuery {
     target_format: Option<String>,
     model: Option<String>,
 }
@@ -294,7 +294,7 @@ fn chat_request(body: &[u8], query_model: Option<&str>) -> Result<(ChatRequest, 
     Ok((req, format))
 }
 
-async fn chat_completions(
+pub(super) async fn chat_completions(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
     rid: Option<Extension<RequestId>>,
@@ -457,7 +457,7 @@ fn model_object(id: &str, created: i64) -> serde_json::Value {
     json!({"id": id, "object": "model", "created": created, "owned_by": "tollgate"})
 }
 
-async fn list_models(
+pub(super) async fn list_models(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
 ) -> Response {

@@ -12,9 +12,11 @@ pub struct SessionRow {
     pub model: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The start of the first question, or what the owner named it.
+    pub title: Option<String>,
 }
 
-type Row = (String, Option<String>, Option<String>, String, i64, i64);
+type Row = (String, Option<String>, Option<String>, String, i64, i64, Option<String>);
 
 fn row(r: Row) -> SessionRow {
     SessionRow {
@@ -24,10 +26,39 @@ fn row(r: Row) -> SessionRow {
         model: r.3,
         created_at: r.4,
         updated_at: r.5,
+        title: r.6,
     }
 }
 
-const COLS: &str = "session_id, token, user_id, model, created_at, updated_at";
+const COLS: &str = "session_id, token, user_id, model, created_at, updated_at, title";
+
+/// The longest title kept, in characters.
+pub const TITLE_MAX: usize = 80;
+
+/// A title from a conversation's first user message: its text, on one line,
+/// cut at [`TITLE_MAX`] characters.
+pub fn title_of(messages: &[Value]) -> Option<String> {
+    let m = messages.iter().find(|m| m["role"] == "user")?;
+    let text = match &m["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => return None,
+    };
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.is_empty() {
+        return None;
+    }
+    let mut t: String = one_line.chars().take(TITLE_MAX).collect();
+    if one_line.chars().count() > TITLE_MAX {
+        t.pop();
+        t.push('…');
+    }
+    Some(t)
+}
 
 impl Store {
     pub async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
@@ -70,14 +101,15 @@ impl Store {
             let mut tx = p.begin().await?;
             if create {
                 sqlx::query(
-                    "INSERT INTO chat_sessions (session_id, token, user_id, model, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (session_id) DO NOTHING",
+                    "INSERT INTO chat_sessions (session_id, token, user_id, model, created_at, updated_at, title) \
+                     VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (session_id) DO NOTHING",
                 )
                 .bind(&session.session_id)
                 .bind(&session.token)
                 .bind(&session.user_id)
                 .bind(&session.model)
                 .bind(now)
+                .bind(title_of(messages))
                 .execute(&mut *tx)
                 .await?;
             } else {
@@ -128,6 +160,18 @@ impl Store {
             .fetch_all(p)
             .await?;
             Ok(rows.into_iter().map(row).collect())
+        })
+    }
+
+    /// Names a session.
+    pub async fn rename_session(&self, id: &str, title: &str) -> Result<(), StoreError> {
+        both!(self, p => {
+            sqlx::query("UPDATE chat_sessions SET title = $1 WHERE session_id = $2")
+                .bind(title)
+                .bind(id)
+                .execute(p)
+                .await?;
+            Ok(())
         })
     }
 

@@ -139,3 +139,30 @@ def test_bad_history_fields_are_refused(gateway):
         ask(c, "x", enable_history="yes")
     with pytest.raises(openai.BadRequestError):
         ask(c, "x", session_id=5)
+
+
+def test_sessions_are_titled_by_their_first_question_and_can_be_renamed(gateway, http):
+    key = http.post("/key/generate", json={}).json()["key"]
+    other = http.post("/key/generate", json={}).json()["key"]
+    c = sdk(gateway, key)
+    long_question = "Please   explain\nthe difference between " + "very " * 30 + "long words"
+    sid = ask(c, long_question, enable_history=True).model_extra["session_id"]
+    ask(c, "and a follow-up", session_id=sid)
+    with api(gateway, key) as a:
+        listed = {s["session_id"]: s for s in a.post("/session-ids").json()["sessions"]}
+        title = listed[sid]["title"]
+        # One line, at most 80 characters, cut with an ellipsis.
+        assert title.startswith("Please explain the difference between very") and "\n" not in title
+        assert len(title) == 80 and title.endswith("…")
+        assert a.post("/chat-history", json={"session_id": sid}).json()["title"] == title
+
+        r = a.post("/chat-history/rename", json={"session_id": sid, "title": "  Ada's   questions "})
+        assert r.status_code == 200 and r.json()["title"] == "Ada's questions"
+        assert {s["session_id"]: s for s in a.post("/session-ids").json()["sessions"]}[sid]["title"] == "Ada's questions"
+        for bad, param in [({"session_id": sid, "title": "   "}, "title"), ({"session_id": sid, "title": "x" * 81}, "title"), ({"title": "t"}, "session_id")]:
+            r = a.post("/chat-history/rename", json=bad)
+            assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+    # Someone else's session does not exist for them.
+    with api(gateway, other) as o:
+        r = o.post("/chat-history/rename", json={"session_id": sid, "title": "mine now"})
+        assert r.status_code == 404

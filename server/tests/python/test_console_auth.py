@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from conftest import MASTER_KEY
+from conftest import MASTER_KEY, wait_until
 
 
 def browser(url, address=None):
@@ -145,3 +145,34 @@ def test_cross_site_posts_are_refused(gateway):
         assert b.post("/ui/api/list_model_groups", headers={"origin": "null"}).status_code == 403
         assert signed_in(b)
         assert b.post("/ui/api/list_model_groups", headers={"origin": gateway.url}).status_code == 200
+
+
+def test_the_playground_calls_the_gateway_as_the_signed_in_user(gateway):
+    user_id, email = new_user(gateway.url)
+    origin = {"origin": gateway.url.rstrip("/")}
+    body = {"model": "gpt-mock", "messages": [{"role": "user", "content": "from the playground"}], "enable_history": True}
+    with browser(gateway.url) as b:
+        # No session: a JSON 401, not the sign-in page.
+        r = b.post("/ui/v1/chat/completions", json=body, headers=origin)
+        assert r.status_code == 401 and "error" in r.json()
+        sign_in(b, "correct horse battery", email=email)
+        # Another site's page cannot use the session.
+        r = b.post("/ui/v1/chat/completions", json=body, headers={"origin": "https://evil.example"})
+        assert r.status_code == 403
+        r = b.post("/ui/v1/chat/completions", json=body, headers=origin)
+        assert r.status_code == 200, r.text
+        sid = r.headers["x-session-id"]
+        rid = r.headers["x-request-id"]
+        # Streams come as SSE.
+        with b.stream("POST", "/ui/v1/chat/completions", json={**body, "stream": True, "session_id": sid}, headers=origin) as s:
+            assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
+            assert "data: [DONE]" in "".join(s.iter_text())
+        listed = b.post("/ui/session-ids", json={}, headers=origin).json()["sessions"]
+        assert [x["session_id"] for x in listed] == [sid]
+        assert any(m["id"] == "gpt-mock" for m in b.get("/ui/v1/models").json()["data"])
+    # The call is the user's: logged under their id, counted in their spend.
+    with admin(gateway.url) as a:
+        assert wait_until(lambda: len(a.get("/spend/logs", params={"request_id": rid}).json()) == 1, timeout=10)
+        row = a.get("/spend/logs", params={"request_id": rid}).json()[0]
+        assert row["user"] == user_id and row["spend"] > 0
+        assert wait_until(lambda: a.get("/user/info", params={"user_id": user_id}).json()["user_info"]["spend"] > 0, timeout=10)
