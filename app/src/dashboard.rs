@@ -420,7 +420,7 @@ mod tests {
     #[test]
     fn rfc3339_of_unix_ms() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_795_000_000_000), "2026-11-18T08:26:40Z");
+        assert_eq!(super::rfc3339(1_795_000_000_000), "2026-11-18T11:06:40Z");
         assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
     }
 }

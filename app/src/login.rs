@@ -137,11 +137,11 @@ mod tests {
 
     #[test]
     fn next_is_kept_only_when_it_is_a_local_path() {
-        assert_eq!(safe_next(None), "/ui/models");
+        assert_eq!(safe_next(None), "/ui/dashboard");
         assert_eq!(safe_next(Some("/ui/models?q=gpt")), "/ui/models?q=gpt");
-        assert_eq!(safe_next(Some("//evil.example")), "/ui/models");
-        assert_eq!(safe_next(Some("/\\evil.example")), "/ui/models");
-        assert_eq!(safe_next(Some("https://evil.example")), "/ui/models");
-        assert_eq!(safe_next(Some("")), "/ui/models");
+        assert_eq!(safe_next(Some("//evil.example")), "/ui/dashboard");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/ui/dashboard");
+        assert_eq!(safe_next(Some("https://evil.example")), "/ui/dashboard");
+        assert_eq!(safe_next(Some("")), "/ui/dashboard");
     }
 }

@@ -109,6 +109,16 @@ mod tests {
     struct Fixed;
 
     impl ConsoleBackend for Fixed {
+        fn me(&self, _parts: &axum::http::request::Parts) -> Option<app::Me> {
+            Some(app::Me {
+                name: "Admin".into(),
+                role: "proxy_admin".into(),
+                user_id: None,
+                admin: true,
+                reads_all: true,
+            })
+        }
+
         fn model_groups(&self) -> Vec<ModelGroupView> {
             vec![ModelGroupView {
                 model_name: "gpt-4o".into(),

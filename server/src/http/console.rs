@@ -414,8 +414,6 @@ impl app::ConsoleBackend for Backend {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn next_paths_are_percent_encoded() {
         assert_eq!(
