@@ -193,6 +193,44 @@ pub(crate) async fn call_api(
         })
 }
 
+/// One page of a list the server pages.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub page: u64,
+    pub pages: u64,
+}
+
+/// Reads one page of a management list: `path` (with its `page` and size
+/// parameters), the optional `(param, value)` filter, and the answer's names
+/// for its `[items, total, page, pages]`.
+#[cfg(feature = "ssr")]
+pub(crate) async fn get_page<T: serde::de::DeserializeOwned>(
+    mut path: String,
+    filter: (&str, &str),
+    names: [&str; 4],
+) -> Result<Page<T>, ServerFnError> {
+    let (param, value) = filter;
+    if !value.trim().is_empty() {
+        path.push_str(&format!("&{param}={}", crate::urlencode(value.trim())));
+    }
+    let v = call_api(http::Method::GET, path, None).await?;
+    Ok(Page {
+        items: decode(v[names[0]].clone())?,
+        total: v[names[1]].as_u64().unwrap_or_default(),
+        page: v[names[2]].as_u64().unwrap_or(1),
+        pages: v[names[3]].as_u64().unwrap_or(1),
+    })
+}
+
+/// POSTs a change to the management API; only success matters.
+#[cfg(feature = "ssr")]
+pub(crate) async fn post_api(path: &str, body: serde_json::Value) -> Result<(), ServerFnError> {
+    call_api(http::Method::POST, path.into(), Some(body)).await?;
+    Ok(())
+}
+
 /// Reads a typed value out of an API answer.
 #[cfg(feature = "ssr")]
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(

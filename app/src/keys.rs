@@ -44,13 +44,7 @@ pub struct KeyRow {
     pub tpm_limit: Option<u64>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct KeyPage {
-    pub keys: Vec<KeyRow>,
-    pub total: u64,
-    pub page: u64,
-    pub pages: u64,
-}
+pub type KeyPage = crate::api::Page<KeyRow>;
 
 /// What the key form sends: text as typed, checked on the server.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -161,19 +155,12 @@ impl KeyForm {
 
 #[server(prefix = "/ui/api", endpoint = "list_keys")]
 pub async fn list_keys(page: u64, search: String) -> Result<KeyPage, ServerFnError> {
-    use crate::api::{call_api, decode};
-    let mut path = format!("/key/list?return_full_object=true&page={}&size=50", page.max(1));
-    if !search.trim().is_empty() {
-        path.push_str("&search=");
-        path.push_str(&crate::urlencode(search.trim()));
-    }
-    let v = call_api(http::Method::GET, path, None).await?;
-    Ok(KeyPage {
-        keys: decode(v["keys"].clone())?,
-        total: v["total_count"].as_u64().unwrap_or_default(),
-        page: v["current_page"].as_u64().unwrap_or(1),
-        pages: v["total_pages"].as_u64().unwrap_or(1),
-    })
+    crate::api::get_page(
+        format!("/key/list?return_full_object=true&page={}&size=50", page.max(1)),
+        ("search", &search),
+        ["keys", "total_count", "current_page", "total_pages"],
+    )
+    .await
 }
 
 #[server(prefix = "/ui/api", endpoint = "create_key")]
@@ -187,8 +174,7 @@ pub async fn create_key(form: KeyForm) -> Result<NewSecret, ServerFnError> {
 pub async fn update_key(token: String, form: KeyForm) -> Result<(), ServerFnError> {
     let mut body = form.body(true)?;
     body["key"] = token.into();
-    crate::api::call_api(http::Method::POST, "/key/update".into(), Some(body)).await?;
-    Ok(())
+    crate::api::post_api("/key/update", body).await
 }
 
 /// Block, unblock, regenerate or delete one key (by its token).
@@ -259,7 +245,7 @@ pub fn KeysPage() -> impl IntoView {
                     keys.get()
                         .map(|r| match r {
                             Err(e) => view! { <ErrorBox error=e /> }.into_any(),
-                            Ok(p) if p.keys.is_empty() => {
+                            Ok(p) if p.items.is_empty() => {
                                 view! {
                                     <div class="panel empty" data-testid="empty-state">
                                         <p>
@@ -457,7 +443,7 @@ impl KeyFormSignals {
 #[component]
 fn KeyTable(p: KeyPage, secret: RwSignal<Option<NewSecret>>, version: RwSignal<u32>) -> impl IntoView {
     let KeyPage {
-        keys,
+        items: keys,
         total,
         page,
         pages,

@@ -1,14 +1,12 @@
 //! `/ui/teams`: teams, their members (and team admins), budgets and models.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
 use crate::widgets::{
-    error_field, query_page, spend_of, watch, AdminOnly, ConfirmButton, ErrorBox, Field,
+    error_field, query_page, spend_of, watch, AdminPage, ConfirmButton, ErrorBox, Field,
     LastError, Pager,
 };
-use crate::TopBar;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct MemberRow {
@@ -36,13 +34,7 @@ pub struct TeamRow {
     pub members_with_roles: Vec<MemberRow>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct TeamPage {
-    pub teams: Vec<TeamRow>,
-    pub total: u64,
-    pub page: u64,
-    pub pages: u64,
-}
+pub type TeamPage = crate::api::Page<TeamRow>;
 
 #[cfg(feature = "ssr")]
 const PAGE_SIZE: usize = 25;
@@ -67,7 +59,7 @@ pub async fn list_teams(page: u64) -> Result<TeamPage, ServerFnError> {
         .skip((page as usize - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
         .collect();
-    Ok(TeamPage { teams, total, page, pages })
+    Ok(TeamPage { items: teams, total, page, pages })
 }
 
 #[server(prefix = "/ui/api", endpoint = "create_team")]
@@ -80,8 +72,7 @@ pub async fn create_team(alias: String, max_budget: String, models: String) -> R
     if let Some(b) = parse_number("max_budget", &max_budget)? {
         body["max_budget"] = b.into();
     }
-    crate::api::call_api(http::Method::POST, "/team/new".into(), Some(body)).await?;
-    Ok(())
+    crate::api::post_api("/team/new", body).await
 }
 
 /// Adds or removes a member, blocks, unblocks or deletes a team.
@@ -117,20 +108,15 @@ pub async fn team_action(
         "delete" => ("/team/delete", serde_json::json!({"team_ids": [team_id]})),
         other => return Err(ServerFnError::new(format!("unknown action {other:?}"))),
     };
-    crate::api::call_api(http::Method::POST, path.into(), Some(body)).await?;
-    Ok(())
+    crate::api::post_api(path, body).await
 }
 
 #[component]
 pub fn TeamsPage() -> impl IntoView {
     view! {
-        <Title text="Teams · Tollgate" />
-        <TopBar />
-        <main class="page">
-            <AdminOnly>
-                <TeamsBody />
-            </AdminOnly>
-        </main>
+        <AdminPage title="Teams">
+            <TeamsBody />
+        </AdminPage>
     }
 }
 
@@ -154,11 +140,11 @@ fn TeamsBody() -> impl IntoView {
         <Transition fallback=|| view! { <p class="muted loading">"Loading teams…"</p> }>
             {move || teams.get().map(|r| match r {
                 Err(e) => view! { <ErrorBox error=e /> }.into_any(),
-                Ok(p) if p.teams.is_empty() => view! {
+                Ok(p) if p.items.is_empty() => view! {
                     <div class="panel empty" data-testid="empty-state"><p>"No teams yet."</p></div>
                 }.into_any(),
                 Ok(p) => {
-                    let TeamPage { teams, total, page, pages } = p;
+                    let TeamPage { items: teams, total, page, pages } = p;
                     view! {
                         <div class="cards">
                             {teams.into_iter().map(|t| view! { <TeamCard t version /> }).collect_view()}

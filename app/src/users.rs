@@ -2,14 +2,12 @@
 //! password to sign in here), change their role and budget, or delete them.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
 use crate::widgets::{
-    error_field, query_page, query_param, short_time, spend_of, watch, AdminOnly, ConfirmButton,
+    error_field, query_page, query_param, short_time, spend_of, watch, AdminPage, ConfirmButton,
     ErrorBox, Field, LastError, Pager,
 };
-use crate::TopBar;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct UserRow {
@@ -30,13 +28,7 @@ pub struct UserRow {
     pub created_at: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct UserPage {
-    pub users: Vec<UserRow>,
-    pub total: u64,
-    pub page: u64,
-    pub pages: u64,
-}
+pub type UserPage = crate::api::Page<UserRow>;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct UserForm {
@@ -78,19 +70,12 @@ impl UserForm {
 
 #[server(prefix = "/ui/api", endpoint = "list_users")]
 pub async fn list_users(page: u64, email: String) -> Result<UserPage, ServerFnError> {
-    use crate::api::{call_api, decode};
-    let mut path = format!("/user/list?page={}&page_size=50", page.max(1));
-    if !email.trim().is_empty() {
-        path.push_str("&user_email=");
-        path.push_str(&crate::urlencode(email.trim()));
-    }
-    let v = call_api(http::Method::GET, path, None).await?;
-    Ok(UserPage {
-        users: decode(v["users"].clone())?,
-        total: v["total"].as_u64().unwrap_or_default(),
-        page: v["page"].as_u64().unwrap_or(1),
-        pages: v["total_pages"].as_u64().unwrap_or(1),
-    })
+    crate::api::get_page(
+        format!("/user/list?page={}&page_size=50", page.max(1)),
+        ("user_email", &email),
+        ["users", "total", "page", "total_pages"],
+    )
+    .await
 }
 
 #[server(prefix = "/ui/api", endpoint = "create_user")]
@@ -107,20 +92,15 @@ pub async fn user_action(user_id: String, action: String, role: String) -> Resul
         "role" => ("/user/update", serde_json::json!({"user_id": user_id, "user_role": role})),
         other => return Err(ServerFnError::new(format!("unknown action {other:?}"))),
     };
-    crate::api::call_api(http::Method::POST, path.into(), Some(body)).await?;
-    Ok(())
+    crate::api::post_api(path, body).await
 }
 
 #[component]
 pub fn UsersPage() -> impl IntoView {
     view! {
-        <Title text="Users · Tollgate" />
-        <TopBar />
-        <main class="page">
-            <AdminOnly>
-                <UsersBody />
-            </AdminOnly>
-        </main>
+        <AdminPage title="Users">
+            <UsersBody />
+        </AdminPage>
     }
 }
 
@@ -161,11 +141,11 @@ fn UsersBody() -> impl IntoView {
             {move || {
                 users.get().map(|r| match r {
                     Err(e) => view! { <ErrorBox error=e /> }.into_any(),
-                    Ok(p) if p.users.is_empty() => view! {
+                    Ok(p) if p.items.is_empty() => view! {
                         <div class="panel empty" data-testid="empty-state"><p>"No users found."</p></div>
                     }.into_any(),
                     Ok(p) => {
-                        let UserPage { users, total, page, pages } = p;
+                        let UserPage { items: users, total, page, pages } = p;
                         view! {
                             <div class="table-wrap">
                                 <table class="data" data-testid="users-table">

@@ -33,6 +33,19 @@ pub fn AdminOnly(children: ChildrenFn) -> impl IntoView {
     }
 }
 
+/// A page only admins (and admin viewers) open: its title, the top bar,
+/// and `children` behind [`AdminOnly`].
+#[component]
+pub fn AdminPage(title: &'static str, children: ChildrenFn) -> impl IntoView {
+    view! {
+        <leptos_meta::Title text=format!("{title} · Tollgate") />
+        <crate::TopBar />
+        <main class="page">
+            <AdminOnly children />
+        </main>
+    }
+}
+
 #[component]
 pub fn NoAccess() -> impl IntoView {
     #[cfg(feature = "ssr")]

@@ -235,25 +235,14 @@ where
 impl Store {
     /// The sums of each hour in the filter's range that had requests.
     pub async fn rollup_by_hour(&self, f: &RollupFilter) -> Result<Vec<(i64, Sums)>, StoreError> {
-        let (clause, binds) = f.clause();
-        let sql = format!(
-            "SELECT hour_ms, {SUMS} FROM request_rollup{clause} GROUP BY hour_ms ORDER BY hour_ms"
-        );
-        Ok(both!(self, p => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for b in binds {
-                q = match b {
-                    Bind::Int(i) => q.bind(i),
-                    Bind::Text(s) => q.bind(s),
-                };
-            }
-            let rows = q.fetch_all(p).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push((r.try_get::<i64, _>(0)?, sums_at(r, 1)?));
-            }
-            out
-        }))
+        let sql = "SELECT CAST(hour_ms AS TEXT), {SUMS} FROM request_rollup{WHERE} \
+                   GROUP BY hour_ms ORDER BY hour_ms";
+        Ok(self
+            .rollup_groups(f, sql)
+            .await?
+            .into_iter()
+            .filter_map(|(h, s)| Some((h.parse().ok()?, s)))
+            .collect())
     }
 
     /// The `limit` biggest spenders of the range by one dimension ('' is none).
@@ -263,13 +252,24 @@ impl Store {
         by: Dimension,
         limit: i64,
     ) -> Result<Vec<(String, Sums)>, StoreError> {
-        let (clause, binds) = f.clause();
         let col = by.column();
         let sql = format!(
-            "SELECT {col}, {SUMS} FROM request_rollup{clause} GROUP BY {col} \
+            "SELECT {col}, {{SUMS}} FROM request_rollup{{WHERE}} GROUP BY {col} \
              ORDER BY SUM(spend) DESC, SUM(requests) DESC, {col} LIMIT {}",
             limit.clamp(1, 100)
         );
+        self.rollup_groups(f, &sql).await
+    }
+
+    /// Runs a grouped query over the rollup: `{WHERE}` becomes the filter,
+    /// `{SUMS}` the summed columns; the group's key comes first, as text.
+    async fn rollup_groups(
+        &self,
+        f: &RollupFilter,
+        sql: &str,
+    ) -> Result<Vec<(String, Sums)>, StoreError> {
+        let (clause, binds) = f.clause();
+        let sql = sql.replace("{WHERE}", &clause).replace("{SUMS}", SUMS);
         Ok(both!(self, p => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for b in binds {
