@@ -77,12 +77,13 @@ def main():
     )
     # The rollup, as the migration fills it from logs written before it.
     backfill = (ROOT / "migrations/sqlite/0011_request_rollup.sql").read_text()
-    backfill = backfill[backfill.index("INSERT INTO request_rollup"):]
+    backfill = backfill[backfill.index("INSERT INTO request_rollup_hourly"):]
     con.executescript(backfill)
     con.commit()
-    rollup_rows = con.execute("SELECT COUNT(*) FROM request_rollup").fetchone()[0]
+    rollup_rows = con.execute("SELECT COUNT(*) FROM request_rollup_hourly").fetchone()[0]
+    daily_rows = con.execute("SELECT COUNT(*) FROM request_rollup_daily").fetchone()[0]
     con.close()
-    print(f"{ROWS:,} request logs, {rollup_rows:,} rollup rows, written in {time.time() - t0:.0f} s")
+    print(f"{ROWS:,} request logs ({rollup_rows:,} hourly and {daily_rows:,} daily rollup rows), written in {time.time() - t0:.0f} s")
 
     p, url = serve(db)
     try:

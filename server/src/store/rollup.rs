@@ -1,5 +1,5 @@
-//! `request_rollup`: requests summed by hour, model, key, user and team,
-//! with a latency histogram. The log writer adds each batch to it in the
+//! `request_rollup_hourly` and `request_rollup_daily`: requests summed by
+//! hour (or UTC day), model, key, user and team, with a latency histogram. The log writer adds each batch to it in the
 //! transaction that inserts the batch; the dashboard reads only this table,
 //! so its queries stay small however many requests were logged.
 
@@ -9,6 +9,36 @@ use sqlx::Row;
 use std::collections::HashMap;
 
 pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The two grains the rollup is kept at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Grain {
+    #[default]
+    Hour,
+    Day,
+}
+
+impl Grain {
+    pub fn ms(self) -> i64 {
+        match self {
+            Grain::Hour => HOUR_MS,
+            Grain::Day => DAY_MS,
+        }
+    }
+
+    fn table(self) -> &'static str {
+        match self {
+            Grain::Hour => "request_rollup_hourly",
+            Grain::Day => "request_rollup_daily",
+        }
+    }
+
+    /// The start of the bucket `ms` falls in.
+    pub fn floor(self, ms: i64) -> i64 {
+        ms.div_euclid(self.ms()) * self.ms()
+    }
+}
 
 /// Upper bounds (ms, exclusive) of the latency bins `l0..l10`; `l11` is the rest.
 pub const LATENCY_BOUNDS: [i64; 11] = [25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600];
@@ -80,15 +110,15 @@ fn bin_of(latency_ms: i64) -> usize {
         .unwrap_or(BINS - 1)
 }
 
-/// The rollup's key: hour, model, key, user, team ('' for none).
+/// The rollup's key: bucket, model, key, user, team ('' for none).
 type RollupKey = (i64, String, String, String, String);
 
-/// A batch of logs summed into rollup rows.
-pub fn rollup(rows: &[RequestLog]) -> Vec<(RollupKey, Sums)> {
+/// A batch of logs summed into rollup rows of one grain.
+pub fn rollup(rows: &[RequestLog], grain: Grain) -> Vec<(RollupKey, Sums)> {
     let mut out: HashMap<RollupKey, Sums> = HashMap::new();
     for r in rows {
         let key = (
-            r.started_at_ms.div_euclid(HOUR_MS) * HOUR_MS,
+            grain.floor(r.started_at_ms),
             r.model_group
                 .clone()
                 .unwrap_or_else(|| r.model_requested.clone()),
@@ -104,28 +134,42 @@ pub fn rollup(rows: &[RequestLog]) -> Vec<(RollupKey, Sums)> {
     v
 }
 
-pub const UPSERT: &str = "INSERT INTO request_rollup (hour_ms, model, api_key_hash, user_id, team_id, \
-    requests, errors, prompt_tokens, completion_tokens, spend, l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
-    ON CONFLICT (hour_ms, model, api_key_hash, user_id, team_id) DO UPDATE SET \
-    requests = request_rollup.requests + excluded.requests, \
-    errors = request_rollup.errors + excluded.errors, \
-    prompt_tokens = request_rollup.prompt_tokens + excluded.prompt_tokens, \
-    completion_tokens = request_rollup.completion_tokens + excluded.completion_tokens, \
-    spend = request_rollup.spend + excluded.spend, \
-    l0 = request_rollup.l0 + excluded.l0, l1 = request_rollup.l1 + excluded.l1, \
-    l2 = request_rollup.l2 + excluded.l2, l3 = request_rollup.l3 + excluded.l3, \
-    l4 = request_rollup.l4 + excluded.l4, l5 = request_rollup.l5 + excluded.l5, \
-    l6 = request_rollup.l6 + excluded.l6, l7 = request_rollup.l7 + excluded.l7, \
-    l8 = request_rollup.l8 + excluded.l8, l9 = request_rollup.l9 + excluded.l9, \
-    l10 = request_rollup.l10 + excluded.l10, l11 = request_rollup.l11 + excluded.l11";
+/// The upsert of one rollup row into `$table`.
+macro_rules! upsert_sql {
+    ($table:literal) => {
+        concat!(
+            "INSERT INTO ", $table, " (bucket_ms, model, api_key_hash, user_id, team_id, \
+            requests, errors, prompt_tokens, completion_tokens, spend, l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+            ON CONFLICT (bucket_ms, model, api_key_hash, user_id, team_id) DO UPDATE SET \
+            requests = ", $table, ".requests + excluded.requests, \
+            errors = ", $table, ".errors + excluded.errors, \
+            prompt_tokens = ", $table, ".prompt_tokens + excluded.prompt_tokens, \
+            completion_tokens = ", $table, ".completion_tokens + excluded.completion_tokens, \
+            spend = ", $table, ".spend + excluded.spend, \
+            l0 = ", $table, ".l0 + excluded.l0, l1 = ", $table, ".l1 + excluded.l1, \
+            l2 = ", $table, ".l2 + excluded.l2, l3 = ", $table, ".l3 + excluded.l3, \
+            l4 = ", $table, ".l4 + excluded.l4, l5 = ", $table, ".l5 + excluded.l5, \
+            l6 = ", $table, ".l6 + excluded.l6, l7 = ", $table, ".l7 + excluded.l7, \
+            l8 = ", $table, ".l8 + excluded.l8, l9 = ", $table, ".l9 + excluded.l9, \
+            l10 = ", $table, ".l10 + excluded.l10, l11 = ", $table, ".l11 + excluded.l11"
+        )
+    };
+}
+
+/// Each grain and its upsert.
+pub const UPSERTS: [(Grain, &str); 2] = [
+    (Grain::Hour, upsert_sql!("request_rollup_hourly")),
+    (Grain::Day, upsert_sql!("request_rollup_daily")),
+];
 
 /// Adds a batch's rollup rows inside the log writer's transaction.
 macro_rules! add_rollup {
     ($tx:ident, $rows:expr) => {{
-        for ((hour, model, key, user, team), s) in $crate::store::rollup::rollup($rows) {
-            let mut q = sqlx::query($crate::store::rollup::UPSERT)
-                .bind(hour)
+        for (grain, upsert) in $crate::store::rollup::UPSERTS {
+        for ((bucket, model, key, user, team), s) in $crate::store::rollup::rollup($rows, grain) {
+            let mut q = sqlx::query(upsert)
+                .bind(bucket)
                 .bind(model)
                 .bind(key)
                 .bind(user)
@@ -140,6 +184,7 @@ macro_rules! add_rollup {
             }
             q.execute(&mut *$tx).await?;
         }
+        }
     }};
 }
 pub(crate) use add_rollup;
@@ -147,6 +192,8 @@ pub(crate) use add_rollup;
 /// Which part of the rollup a question covers.
 #[derive(Debug, Default, Clone)]
 pub struct RollupFilter {
+    /// Which table: hours, or whole UTC days.
+    pub grain: Grain,
     pub start_ms: i64,
     /// Exclusive.
     pub end_ms: i64,
@@ -187,7 +234,7 @@ const SUMS: &str = "CAST(SUM(requests) AS BIGINT), CAST(SUM(errors) AS BIGINT), 
 impl RollupFilter {
     fn clause(&self) -> (String, Vec<Bind>) {
         let mut binds = vec![Bind::Int(self.start_ms), Bind::Int(self.end_ms)];
-        let mut sql = " WHERE hour_ms >= $1 AND hour_ms < $2".to_string();
+        let mut sql = " WHERE bucket_ms >= $1 AND bucket_ms < $2".to_string();
         for (col, v) in [
             ("api_key_hash", &self.api_key),
             ("user_id", &self.user_id),
@@ -233,10 +280,10 @@ where
 }
 
 impl Store {
-    /// The sums of each hour in the filter's range that had requests.
-    pub async fn rollup_by_hour(&self, f: &RollupFilter) -> Result<Vec<(i64, Sums)>, StoreError> {
-        let sql = "SELECT CAST(hour_ms AS TEXT), {SUMS} FROM request_rollup{WHERE} \
-                   GROUP BY hour_ms ORDER BY hour_ms";
+    /// The sums of each bucket (hour or day) in the filter's range that had requests.
+    pub async fn rollup_by_bucket(&self, f: &RollupFilter) -> Result<Vec<(i64, Sums)>, StoreError> {
+        let sql = "SELECT CAST(bucket_ms AS TEXT), {SUMS} FROM {TABLE}{WHERE} \
+                   GROUP BY bucket_ms ORDER BY bucket_ms";
         Ok(self
             .rollup_groups(f, sql)
             .await?
@@ -254,22 +301,26 @@ impl Store {
     ) -> Result<Vec<(String, Sums)>, StoreError> {
         let col = by.column();
         let sql = format!(
-            "SELECT {col}, {{SUMS}} FROM request_rollup{{WHERE}} GROUP BY {col} \
+            "SELECT {col}, {{SUMS}} FROM {{TABLE}}{{WHERE}} GROUP BY {col} \
              ORDER BY SUM(spend) DESC, SUM(requests) DESC, {col} LIMIT {}",
             limit.clamp(1, 100)
         );
         self.rollup_groups(f, &sql).await
     }
 
-    /// Runs a grouped query over the rollup: `{WHERE}` becomes the filter,
-    /// `{SUMS}` the summed columns; the group's key comes first, as text.
+    /// Runs a grouped query over the rollup: `{TABLE}` becomes the filter's
+    /// table, `{WHERE}` its conditions, `{SUMS}` the summed columns; the
+    /// group's key comes first, as text.
     async fn rollup_groups(
         &self,
         f: &RollupFilter,
         sql: &str,
     ) -> Result<Vec<(String, Sums)>, StoreError> {
         let (clause, binds) = f.clause();
-        let sql = sql.replace("{WHERE}", &clause).replace("{SUMS}", SUMS);
+        let sql = sql
+            .replace("{TABLE}", f.grain.table())
+            .replace("{WHERE}", &clause)
+            .replace("{SUMS}", SUMS);
         Ok(both!(self, p => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for b in binds {

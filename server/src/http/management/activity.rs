@@ -8,7 +8,7 @@
 use super::*;
 use crate::auth::hash_key;
 use crate::store::directory::SpendFilter;
-use crate::store::rollup::{Dimension, RollupFilter, Sums, HOUR_MS};
+use crate::store::rollup::{Dimension, Grain, RollupFilter, Sums, HOUR_MS};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::get;
@@ -154,9 +154,16 @@ async fn activity(
         ..Default::default()
     };
     super::spend::own_scope(&auth, &mut scope)?;
+    // By hour from the hourly rollup; by day or month from the daily one
+    // (whole UTC days).
+    let grain = if period == Period::Hour {
+        Grain::Hour
+    } else {
+        Grain::Day
+    };
     let f = RollupFilter {
-        // Whole hours: the rollup's grain.
-        start_ms: start.div_euclid(HOUR_MS) * HOUR_MS,
+        grain,
+        start_ms: grain.floor(start),
         end_ms: end,
         api_key: scope.api_key,
         user_id: scope.user_id,
@@ -165,7 +172,7 @@ async fn activity(
     };
     let hours = state
         .store
-        .rollup_by_hour(&f)
+        .rollup_by_bucket(&f)
         .await
         .map_err(super::store_error)?;
     let mut by_bucket: BTreeMap<i64, Sums> = buckets.iter().map(|b| (*b, Sums::default())).collect();
