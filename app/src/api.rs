@@ -146,8 +146,8 @@ fn backend() -> Result<std::sync::Arc<dyn ConsoleBackend>, ServerFnError> {
 /// Who is signed in, for server functions.
 #[cfg(feature = "ssr")]
 pub(crate) fn caller() -> Result<Me, ServerFnError> {
-    let parts = use_context::<http::request::Parts>()
-        .ok_or_else(|| ServerFnError::new("no request"))?;
+    let parts =
+        use_context::<http::request::Parts>().ok_or_else(|| ServerFnError::new("no request"))?;
     backend()?
         .me(&parts)
         .ok_or_else(|| ServerFnError::new("Sign in again: your session has ended."))
@@ -182,8 +182,8 @@ pub(crate) async fn call_api(
     path: String,
     body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value, ServerFnError> {
-    let parts = use_context::<http::request::Parts>()
-        .ok_or_else(|| ServerFnError::new("no request"))?;
+    let parts =
+        use_context::<http::request::Parts>().ok_or_else(|| ServerFnError::new("no request"))?;
     backend()?
         .call(&parts, method, path, body)
         .await

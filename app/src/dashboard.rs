@@ -57,7 +57,7 @@ pub struct Activity {
 }
 
 /// The ranges the dashboard offers: (name, label, period, days back).
-const RANGES: &[(&str, &str, &str, i64)] = &[
+const RANGES: &[(&str, &str, &str, u64)] = &[
     ("24h", "Last 24 hours", "hour", 1),
     ("7d", "Last 7 days", "day", 7),
     ("30d", "Last 30 days", "day", 30),
@@ -72,46 +72,14 @@ pub async fn load_activity(range: String) -> Result<Activity, ServerFnError> {
         .find(|r| r.0 == range)
         .copied()
         .unwrap_or(RANGES[2]);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
     let mut path = format!("/spend/activity?period={period}");
-    if period == "hour" {
-        // The last 24 whole hours and the current one.
-        let hour = 3_600_000;
-        let start = (now_ms / hour - 23) * hour;
-        path.push_str(&format!("&start_date={}", crate::urlencode(&rfc3339(start))));
-    } else {
-        let day = 86_400_000;
-        let start = (now_ms / day - (days - 1)) * day;
-        path.push_str(&format!("&start_date={}", &rfc3339(start)[..10]));
+    // By hour the API's own window is the range (the current hour and the 23
+    // before it); by day and month, the range ends today (UTC).
+    if period != "hour" {
+        let start = chrono::Utc::now().date_naive() - chrono::Days::new(days - 1);
+        path.push_str(&format!("&start_date={start}"));
     }
     decode(call_api(http::Method::GET, path, None).await?)
-}
-
-/// Unix ms as RFC 3339 (UTC), without a date crate.
-#[cfg(feature = "ssr")]
-fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[component]
@@ -412,15 +380,5 @@ fn Budgets(budgets: Vec<BudgetUse>) -> impl IntoView {
                 }).collect_view().into_any()
             }}
         </section>
-    }
-}
-
-#[cfg(all(test, feature = "ssr"))]
-mod tests {
-    #[test]
-    fn rfc3339_of_unix_ms() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_795_000_000_000), "2026-11-18T11:06:40Z");
-        assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
     }
 }

@@ -75,7 +75,10 @@ pub fn parse_number(field: &str, s: &str) -> Result<Option<f64>, ServerFnError> 
     }
     match s.parse::<f64>() {
         Ok(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
-        _ => Err(field_error(field, format!("{s:?} is not a non-negative number"))),
+        _ => Err(field_error(
+            field,
+            format!("{s:?} is not a non-negative number"),
+        )),
     }
 }
 
@@ -122,19 +125,23 @@ impl KeyForm {
             text(&mut m, "team_id", &self.team_id);
         }
         m.insert("models".into(), serde_json::json!(parse_list(&self.models)));
-        for (k, v) in [
-            ("max_budget", parse_number("max_budget", &self.max_budget)?),
-        ] {
-            if v.is_some() || update {
-                m.insert(k.into(), serde_json::json!(v));
-            }
-        }
-        for (k, v) in [
-            ("rpm_limit", parse_count("rpm_limit", &self.rpm_limit)?),
-            ("tpm_limit", parse_count("tpm_limit", &self.tpm_limit)?),
-        ] {
-            if v.is_some() || update {
-                m.insert(k.into(), serde_json::json!(v));
+        let numbers = [
+            (
+                "max_budget",
+                serde_json::json!(parse_number("max_budget", &self.max_budget)?),
+            ),
+            (
+                "rpm_limit",
+                serde_json::json!(parse_count("rpm_limit", &self.rpm_limit)?),
+            ),
+            (
+                "tpm_limit",
+                serde_json::json!(parse_count("tpm_limit", &self.tpm_limit)?),
+            ),
+        ];
+        for (k, v) in numbers {
+            if !v.is_null() || update {
+                m.insert(k.into(), v);
             }
         }
         Ok(serde_json::Value::Object(m))
@@ -156,7 +163,10 @@ impl KeyForm {
 #[server(prefix = "/ui/api", endpoint = "list_keys")]
 pub async fn list_keys(page: u64, search: String) -> Result<KeyPage, ServerFnError> {
     crate::api::get_page(
-        format!("/key/list?return_full_object=true&page={}&size=50", page.max(1)),
+        format!(
+            "/key/list?return_full_object=true&page={}&size=50",
+            page.max(1)
+        ),
         ("search", &search),
         ["keys", "total_count", "current_page", "total_pages"],
     )
@@ -166,7 +176,12 @@ pub async fn list_keys(page: u64, search: String) -> Result<KeyPage, ServerFnErr
 #[server(prefix = "/ui/api", endpoint = "create_key")]
 pub async fn create_key(form: KeyForm) -> Result<NewSecret, ServerFnError> {
     use crate::api::{call_api, decode};
-    let v = call_api(http::Method::POST, "/key/generate".into(), Some(form.body(false)?)).await?;
+    let v = call_api(
+        http::Method::POST,
+        "/key/generate".into(),
+        Some(form.body(false)?),
+    )
+    .await?;
     decode(v)
 }
 
@@ -441,7 +456,11 @@ impl KeyFormSignals {
 }
 
 #[component]
-fn KeyTable(p: KeyPage, secret: RwSignal<Option<NewSecret>>, version: RwSignal<u32>) -> impl IntoView {
+fn KeyTable(
+    p: KeyPage,
+    secret: RwSignal<Option<NewSecret>>,
+    version: RwSignal<u32>,
+) -> impl IntoView {
     let KeyPage {
         items: keys,
         total,
@@ -503,14 +522,11 @@ fn KeyRowView(
     let name = k.key_alias.clone().unwrap_or_else(|| k.key_name.clone());
     let limits = match (k.rpm_limit, k.tpm_limit) {
         (None, None) => "—".to_string(),
-        (r, t) => [
-            r.map(|r| format!("{r} rpm")),
-            t.map(|t| format!("{t} tpm")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" · "),
+        (r, t) => [r.map(|r| format!("{r} rpm")), t.map(|t| format!("{t} tpm"))]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" · "),
     };
     let is_editing = move || editing.get().as_deref() == Some(token.get_value().as_str());
     let form = KeyForm::of(&k);
@@ -642,13 +658,17 @@ mod tests {
         let b = f.body(false).map_err(|e| e.to_string());
         assert_eq!(
             b,
-            Ok(serde_json::json!({"models": ["gpt-4o", "claude"], "max_budget": 12.5, "rpm_limit": 60}))
+            Ok(
+                serde_json::json!({"models": ["gpt-4o", "claude"], "max_budget": 12.5, "rpm_limit": 60})
+            )
         );
         // An update clears what was emptied.
         let b = KeyForm::default().body(true).map_err(|e| e.to_string());
         assert_eq!(
             b,
-            Ok(serde_json::json!({"key_alias": null, "models": [], "max_budget": null, "rpm_limit": null, "tpm_limit": null}))
+            Ok(
+                serde_json::json!({"key_alias": null, "models": [], "max_budget": null, "rpm_limit": null, "tpm_limit": null})
+            )
         );
     }
 }

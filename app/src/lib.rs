@@ -25,9 +25,9 @@ use leptos_router::{
 };
 
 #[cfg(feature = "ssr")]
-pub use api::ConsoleBackend;
-#[cfg(feature = "ssr")]
 pub use api::ApiFuture;
+#[cfg(feature = "ssr")]
+pub use api::ConsoleBackend;
 pub use api::{
     list_model_groups, ApiRefusal, DeploymentView, Health, ListModelGroups, Me, ModelGroupView,
 };

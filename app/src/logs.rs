@@ -119,12 +119,16 @@ pub async fn list_logs(filter: LogFilter, after: String) -> Result<LogPage, Serv
     push("start_date", &filter.start);
     push("end_date", &filter.end);
     push("after", &after);
-    push("summarize", if filter.start.trim().is_empty() || filter.end.trim().is_empty() {
-        ""
-    } else {
-        "false"
-    });
-    let v = call_api(http::Method::GET, format!("/spend/logs?{}", q.join("&")), None).await?;
+    // With both dates the API would answer a daily summary: rows are wanted.
+    if !filter.start.trim().is_empty() && !filter.end.trim().is_empty() {
+        push("summarize", "false");
+    }
+    let v = call_api(
+        http::Method::GET,
+        format!("/spend/logs?{}", q.join("&")),
+        None,
+    )
+    .await?;
     let mut rows: Vec<LogRow> = decode(v)?;
     let next = if rows.len() > PAGE_ROWS {
         rows.truncate(PAGE_ROWS);
@@ -148,7 +152,10 @@ pub fn LogsPage() -> impl IntoView {
         end: get("end"),
     });
     let after = Memo::new(move |_| get("after"));
-    let logs = Resource::new(move || (filter.get(), after.get()), |(f, a)| list_logs(f, a));
+    let logs = Resource::new(
+        move || (filter.get(), after.get()),
+        |(f, a)| list_logs(f, a),
+    );
     let f0 = filter.get_untracked();
     // The address of the next page: the filters, and the cursor.
     let href = move |cursor: Option<&str>| {

@@ -59,12 +59,17 @@ mod tests {
     fn code_blocks_and_emphasis_render() {
         let h = to_safe_html("**Hi**\n\n```rust\nfn main() {}\n```\n");
         assert!(h.contains("<strong>Hi</strong>"), "{h}");
-        assert!(h.contains(r#"<code class="language-rust">fn main() {}"#), "{h}");
+        assert!(
+            h.contains(r#"<code class="language-rust">fn main() {}"#),
+            "{h}"
+        );
     }
 
     #[test]
     fn html_and_script_links_are_neutralised() {
-        let h = to_safe_html("<script>alert(1)</script> <img src=x onerror=alert(1)>\n\n[x](javascript:alert(1))");
+        let h = to_safe_html(
+            "<script>alert(1)</script> <img src=x onerror=alert(1)>\n\n[x](javascript:alert(1))",
+        );
         assert!(!h.contains("<script>") && !h.contains("<img"), "{h}");
         assert!(h.contains("&lt;script&gt;"), "{h}");
         assert!(!h.contains("javascript:"), "{h}");

@@ -19,79 +19,79 @@ pub fn ModelsPage() -> impl IntoView {
     let groups = Resource::new(|| (), |_| list_model_groups());
 
     view! {
-        <Title text="Models · Tollgate" />
-        <TopBar />
-        <main class="page">
-<AdminOnly>
-            <div class="page-header">
-                <div>
-                    <h1>"Models"</h1>
-                    <p class="muted">
-                        "Model groups served by this gateway and the health of each deployment."
-                    </p>
+            <Title text="Models · Tollgate" />
+            <TopBar />
+            <main class="page">
+    <AdminOnly>
+                <div class="page-header">
+                    <div>
+                        <h1>"Models"</h1>
+                        <p class="muted">
+                            "Model groups served by this gateway and the health of each deployment."
+                        </p>
+                    </div>
+                    <button
+                        class="btn"
+                        type="button"
+                        data-testid="refresh"
+                        on:click=move |_| groups.refetch()
+                    >
+                        "Refresh"
+                    </button>
                 </div>
-                <button
-                    class="btn"
-                    type="button"
-                    data-testid="refresh"
-                    on:click=move |_| groups.refetch()
+                <form
+                    class="toolbar"
+                    method="get"
+                    action="/ui/models"
+                    role="search"
+                    on:submit=|ev| ev.prevent_default()
                 >
-                    "Refresh"
-                </button>
-            </div>
-            <form
-                class="toolbar"
-                method="get"
-                action="/ui/models"
-                role="search"
-                on:submit=|ev| ev.prevent_default()
-            >
-                <label class="visually-hidden" for="model-filter">
-                    "Filter models"
-                </label>
-                <input
-                    id="model-filter"
-                    class="filter"
-                    type="search"
-                    name="q"
-                    placeholder="Filter models"
-                    autocomplete="off"
-                    spellcheck="false"
-                    data-testid="model-filter"
-                    value=initial.clone()
-                    prop:value=move || filter.get()
-                    on:input=move |ev| filter.set(event_target_value(&ev))
-                />
-            </form>
-            <Transition fallback=|| {
-                view! { <p class="muted loading">"Loading models…"</p> }
-            }>
-                <ErrorBoundary fallback=|errors| {
-                    view! {
-                        <div class="alert" role="alert" data-testid="load-error">
-                            <strong>"The model list could not be loaded."</strong>
-                            <ul>
-                                {move || {
-                                    errors
-                                        .get()
-                                        .into_iter()
-                                        .map(|(_, e)| view! { <li>{e.to_string()}</li> })
-                                        .collect_view()
-                                }}
-                            </ul>
-                        </div>
-                    }
+                    <label class="visually-hidden" for="model-filter">
+                        "Filter models"
+                    </label>
+                    <input
+                        id="model-filter"
+                        class="filter"
+                        type="search"
+                        name="q"
+                        placeholder="Filter models"
+                        autocomplete="off"
+                        spellcheck="false"
+                        data-testid="model-filter"
+                        value=initial.clone()
+                        prop:value=move || filter.get()
+                        on:input=move |ev| filter.set(event_target_value(&ev))
+                    />
+                </form>
+                <Transition fallback=|| {
+                    view! { <p class="muted loading">"Loading models…"</p> }
                 }>
-                    {move || {
-                        groups
-                            .get()
-                            .map(|res| res.map(|groups| view! { <GroupTable groups filter /> }))
-                    }}
-                </ErrorBoundary>
-            </Transition>
-        </AdminOnly>
-</main>
-    }
+                    <ErrorBoundary fallback=|errors| {
+                        view! {
+                            <div class="alert" role="alert" data-testid="load-error">
+                                <strong>"The model list could not be loaded."</strong>
+                                <ul>
+                                    {move || {
+                                        errors
+                                            .get()
+                                            .into_iter()
+                                            .map(|(_, e)| view! { <li>{e.to_string()}</li> })
+                                            .collect_view()
+                                    }}
+                                </ul>
+                            </div>
+                        }
+                    }>
+                        {move || {
+                            groups
+                                .get()
+                                .map(|res| res.map(|groups| view! { <GroupTable groups filter /> }))
+                        }}
+                    </ErrorBoundary>
+                </Transition>
+            </AdminOnly>
+    </main>
+        }
 }
 
 #[component]

@@ -52,7 +52,12 @@ pub async fn chat_models() -> Result<Vec<String>, ServerFnError> {
 #[server(prefix = "/ui/api", endpoint = "chat_sessions")]
 pub async fn chat_sessions() -> Result<Vec<SessionSummary>, ServerFnError> {
     use crate::api::{call_api, decode};
-    let v = call_api(http::Method::POST, "/session-ids".into(), Some(serde_json::json!({}))).await?;
+    let v = call_api(
+        http::Method::POST,
+        "/session-ids".into(),
+        Some(serde_json::json!({})),
+    )
+    .await?;
     let mut s: Vec<SessionSummary> = decode(v["sessions"].clone())?;
     s.truncate(100);
     Ok(s)
@@ -97,7 +102,10 @@ pub async fn chat_session(session_id: String) -> Result<StoredChat, ServerFnErro
 #[server(prefix = "/ui/api", endpoint = "edit_chat")]
 pub async fn edit_chat(session_id: String, title: String) -> Result<(), ServerFnError> {
     let (path, body) = if title.trim().is_empty() {
-        ("/chat-history/delete", serde_json::json!({ "session_id": session_id }))
+        (
+            "/chat-history/delete",
+            serde_json::json!({ "session_id": session_id }),
+        )
     } else {
         (
             "/chat-history/rename",
@@ -154,7 +162,11 @@ pub fn drain_sse(buf: &mut Vec<u8>) -> Vec<SseData> {
             .windows(2)
             .position(|w| w == b"\n\n")
             .map(|p| (p, 2))
-            .or_else(|| buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| (p, 4)));
+            .or_else(|| {
+                buf.windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map(|p| (p, 4))
+            });
         let Some((pos, sep)) = end else { break };
         let event: Vec<u8> = buf.drain(..pos + sep).collect();
         let event = String::from_utf8_lossy(&event);
@@ -172,7 +184,10 @@ pub fn drain_sse(buf: &mut Vec<u8>) -> Vec<SseData> {
             };
             if let Some(e) = v.get("error") {
                 out.push(SseData::Error(
-                    e["message"].as_str().unwrap_or("the model failed").to_string(),
+                    e["message"]
+                        .as_str()
+                        .unwrap_or("the model failed")
+                        .to_string(),
                 ));
                 continue;
             }
@@ -491,7 +506,9 @@ fn Chat(models: Vec<String>) -> impl IntoView {
             None => {
                 body["enable_history"] = true.into();
                 if !system.get_untracked().trim().is_empty() {
-                    messages.push(serde_json::json!({"role": "system", "content": system.get_untracked()}));
+                    messages.push(
+                        serde_json::json!({"role": "system", "content": system.get_untracked()}),
+                    );
                 }
             }
         }
@@ -521,7 +538,8 @@ fn Chat(models: Vec<String>) -> impl IntoView {
                 abort.set_value(None);
                 match result {
                     Ok(a) => {
-                        let new_session = session.get_untracked().is_none() && a.session_id.is_some();
+                        let new_session =
+                            session.get_untracked().is_none() && a.session_id.is_some();
                         if let Some(s) = &a.session_id {
                             session.set(Some(s.clone()));
                         }
@@ -678,7 +696,10 @@ fn SessionItem(
     sessions: Resource<Result<Vec<SessionSummary>, ServerFnError>>,
 ) -> impl IntoView {
     let id = StoredValue::new(s.session_id.clone());
-    let title = s.title.clone().unwrap_or_else(|| "Untitled conversation".into());
+    let title = s
+        .title
+        .clone()
+        .unwrap_or_else(|| "Untitled conversation".into());
     let renaming = RwSignal::new(false);
     let new_title = RwSignal::new(title.clone());
     let error = RwSignal::new(None::<String>);
@@ -788,7 +809,9 @@ fn Compare(models: Vec<String>) -> impl IntoView {
                 let Ok(controller) = web_sys::AbortController::new() else {
                     return;
                 };
-                let r = browser::stream_chat(body, &controller, |t| c.text.update(|s| s.push_str(t))).await;
+                let r =
+                    browser::stream_chat(body, &controller, |t| c.text.update(|s| s.push_str(t)))
+                        .await;
                 c.running.set(false);
                 match r {
                     Ok(a) => {
@@ -893,9 +916,18 @@ mod tests {
         buf.extend_from_slice(b"ta: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5}}\r\n\r\ndata: [DONE]\n\n");
         assert_eq!(
             drain_sse(&mut buf),
-            vec![SseData::Usage { prompt: 3, completion: 5 }, SseData::Done]
+            vec![
+                SseData::Usage {
+                    prompt: 3,
+                    completion: 5
+                },
+                SseData::Done
+            ]
         );
         let mut err = b"data: {\"error\":{\"message\":\"budget exceeded\"}}\n\n".to_vec();
-        assert_eq!(drain_sse(&mut err), vec![SseData::Error("budget exceeded".into())]);
+        assert_eq!(
+            drain_sse(&mut err),
+            vec![SseData::Error("budget exceeded".into())]
+        );
     }
 }

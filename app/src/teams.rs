@@ -4,8 +4,8 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::widgets::{
-    error_field, query_page, spend_of, watch, AdminPage, ConfirmButton, ErrorBox, Field,
-    LastError, Pager,
+    error_field, query_page, spend_of, watch, AdminPage, ConfirmButton, ErrorBox, Field, LastError,
+    Pager,
 };
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -59,11 +59,20 @@ pub async fn list_teams(page: u64) -> Result<TeamPage, ServerFnError> {
         .skip((page as usize - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
         .collect();
-    Ok(TeamPage { items: teams, total, page, pages })
+    Ok(TeamPage {
+        items: teams,
+        total,
+        page,
+        pages,
+    })
 }
 
 #[server(prefix = "/ui/api", endpoint = "create_team")]
-pub async fn create_team(alias: String, max_budget: String, models: String) -> Result<(), ServerFnError> {
+pub async fn create_team(
+    alias: String,
+    max_budget: String,
+    models: String,
+) -> Result<(), ServerFnError> {
     use crate::keys::{parse_list, parse_number};
     if alias.trim().is_empty() {
         return Err(crate::api::field_error("team_alias", "a team needs a name"));
@@ -96,7 +105,10 @@ pub async fn team_action(
             }
             let mut m = who;
             m["role"] = if role == "admin" { "admin" } else { "user" }.into();
-            ("/team/member_add", serde_json::json!({"team_id": team_id, "member": m}))
+            (
+                "/team/member_add",
+                serde_json::json!({"team_id": team_id, "member": m}),
+            )
         }
         "remove" => {
             let mut b = who;
@@ -124,7 +136,10 @@ pub fn TeamsPage() -> impl IntoView {
 fn TeamsBody() -> impl IntoView {
     let page = query_page();
     let version = RwSignal::new(0u32);
-    let teams = Resource::new(move || (page.get(), version.get()), |(page, _)| list_teams(page));
+    let teams = Resource::new(
+        move || (page.get(), version.get()),
+        |(page, _)| list_teams(page),
+    );
     let me = crate::widgets::use_me();
     let admin = move || me.get().and_then(|m| m.ok()).is_some_and(|m| m.admin);
     view! {

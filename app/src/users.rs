@@ -80,16 +80,24 @@ pub async fn list_users(page: u64, email: String) -> Result<UserPage, ServerFnEr
 
 #[server(prefix = "/ui/api", endpoint = "create_user")]
 pub async fn create_user(form: UserForm) -> Result<String, ServerFnError> {
-    let v = crate::api::call_api(http::Method::POST, "/user/new".into(), Some(form.body()?)).await?;
+    let v =
+        crate::api::call_api(http::Method::POST, "/user/new".into(), Some(form.body()?)).await?;
     Ok(v["user_id"].as_str().unwrap_or_default().to_string())
 }
 
 /// Changes a user's role (when `role` is not empty) or deletes the user.
 #[server(prefix = "/ui/api", endpoint = "user_action")]
-pub async fn user_action(user_id: String, action: String, role: String) -> Result<(), ServerFnError> {
+pub async fn user_action(
+    user_id: String,
+    action: String,
+    role: String,
+) -> Result<(), ServerFnError> {
     let (path, body) = match action.as_str() {
         "delete" => ("/user/delete", serde_json::json!({"user_ids": [user_id]})),
-        "role" => ("/user/update", serde_json::json!({"user_id": user_id, "user_role": role})),
+        "role" => (
+            "/user/update",
+            serde_json::json!({"user_id": user_id, "user_role": role}),
+        ),
         other => return Err(ServerFnError::new(format!("unknown action {other:?}"))),
     };
     crate::api::post_api(path, body).await
@@ -179,7 +187,10 @@ fn UserRowView(u: UserRow, version: RwSignal<u32>) -> impl IntoView {
     let error = RwSignal::new(None::<ServerFnError>);
     watch(act.value(), error, move |_| version.update(|v| *v += 1));
     let id = StoredValue::new(u.user_id.clone());
-    let role = u.user_role.clone().unwrap_or_else(|| "internal_user".into());
+    let role = u
+        .user_role
+        .clone()
+        .unwrap_or_else(|| "internal_user".into());
     let shown = u.user_email.clone().unwrap_or_else(|| u.user_id.clone());
     view! {
         <tr data-testid="user-row">

@@ -202,7 +202,8 @@ impl Directory {
     fn build(&self, l: Loaded, read_after: u64) -> Snapshot {
         self.proxy_spend.set_db(l.proxy_spend, read_after);
         for (id, spend) in &l.key_model_spend {
-            self.cell(SpendKind::KeyModel, id).set_db(*spend, read_after);
+            self.cell(SpendKind::KeyModel, id)
+                .set_db(*spend, read_after);
         }
         let mut user_teams: HashMap<&str, Vec<(String, String)>> = HashMap::new();
         for m in &l.members {

@@ -25,7 +25,10 @@ pub fn routes() -> Router<SharedState> {
         .route("/ui/oidc/callback", get(oidc_callback))
         // The playground calls the gateway as the signed-in person: the same
         // handlers as /v1 and the chat-history API, behind the session.
-        .route("/ui/v1/chat/completions", post(super::openai::chat_completions))
+        .route(
+            "/ui/v1/chat/completions",
+            post(super::openai::chat_completions),
+        )
         .route("/ui/v1/models", get(super::openai::list_models))
         .nest("/ui", super::history::routes())
 }
@@ -299,9 +302,8 @@ async fn api_answer(res: Response) -> Result<serde_json::Value, app::ApiRefusal>
             message: format!("the answer could not be read: {e}"),
             param: None,
         })?;
-    let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
-        serde_json::Value::String(String::from_utf8_lossy(&body).into_owned())
-    });
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
     if status.is_success() {
         return Ok(value);
     }
@@ -378,7 +380,6 @@ impl app::ConsoleBackend for Backend {
             api_answer(res).await
         })
     }
-
 
     fn sso_name(&self) -> Option<String> {
         self.state.oidc.as_ref().map(|o| o.name.to_string())

@@ -161,7 +161,9 @@ async fn rename(
         .and_then(Value::as_str)
         .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::bad_request("'title' must be a non-empty string").param("title"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("'title' must be a non-empty string").param("title")
+        })?;
     if title.chars().count() > crate::store::history::TITLE_MAX {
         return Err(ApiError::bad_request(format!(
             "'title' may have at most {} characters",

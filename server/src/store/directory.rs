@@ -581,6 +581,31 @@ impl Store {
     }
 }
 
+/// Which calls a log query asks for, by how they ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStatus {
+    /// One outcome: `success`, `error` or `client_disconnected`.
+    Outcome(&'static str),
+    /// Every outcome but `success`.
+    Failure,
+    /// One HTTP status code.
+    Code(i64),
+}
+
+impl LogStatus {
+    /// `success`, `failure`, `error`, `client_disconnected` or a status code.
+    pub fn parse(s: &str) -> Option<LogStatus> {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "success" => Some(LogStatus::Outcome("success")),
+            "error" => Some(LogStatus::Outcome("error")),
+            "client_disconnected" => Some(LogStatus::Outcome("client_disconnected")),
+            "failure" => Some(LogStatus::Failure),
+            _ => s.parse::<u16>().ok().map(|c| LogStatus::Code(i64::from(c))),
+        }
+    }
+}
+
 /// Which request logs a spend query covers.
 #[derive(Debug, Default, Clone)]
 pub struct SpendFilter {
@@ -592,9 +617,7 @@ pub struct SpendFilter {
     pub start_ms: Option<i64>,
     /// Exclusive.
     pub end_ms: Option<i64>,
-    /// `success`; `failure` (anything else), `error` or
-    /// `client_disconnected`; or an HTTP status code.
-    pub status: Option<String>,
+    pub status: Option<LogStatus>,
     /// Rows after this one in the listing's order (newest first): a page's
     /// last (started_at_ms, request_id).
     pub after: Option<(i64, String)>,
@@ -633,20 +656,17 @@ impl SpendFilter {
         if let Some(v) = self.end_ms {
             add("started_at_ms < ?", Bind::Int(v));
         }
-        match self.status.as_deref().map(|s| (s, s.parse::<i64>())) {
-            Some((_, Ok(code))) => add("status_code = ?", Bind::Int(code)),
-            Some(("failure", _)) => add("outcome <> ?", Bind::Text("success".into())),
-            Some((s, _)) => add("outcome = ?", Bind::Text(s.to_string())),
+        match self.status {
+            Some(LogStatus::Code(code)) => add("status_code = ?", Bind::Int(code)),
+            Some(LogStatus::Failure) => add("outcome <> ?", Bind::Text("success".into())),
+            Some(LogStatus::Outcome(o)) => add("outcome = ?", Bind::Text(o.into())),
             None => {}
         }
         if let Some((ms, id)) = &self.after {
             add("started_at_ms <= ?", Bind::Int(*ms));
             let n = binds.len();
             binds.push(Bind::Text(id.clone()));
-            conds.push(format!(
-                "(started_at_ms < ${n} OR request_id > ${})",
-                n + 1
-            ));
+            conds.push(format!("(started_at_ms < ${n} OR request_id > ${})", n + 1));
         }
         if conds.is_empty() {
             (String::new(), binds)

@@ -16,7 +16,15 @@ pub struct SessionRow {
     pub title: Option<String>,
 }
 
-type Row = (String, Option<String>, Option<String>, String, i64, i64, Option<String>);
+type Row = (
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    Option<String>,
+);
 
 fn row(r: Row) -> SessionRow {
     SessionRow {

@@ -167,23 +167,24 @@ pub const UPSERTS: [(Grain, &str); 2] = [
 macro_rules! add_rollup {
     ($tx:ident, $rows:expr) => {{
         for (grain, upsert) in $crate::store::rollup::UPSERTS {
-        for ((bucket, model, key, user, team), s) in $crate::store::rollup::rollup($rows, grain) {
-            let mut q = sqlx::query(upsert)
-                .bind(bucket)
-                .bind(model)
-                .bind(key)
-                .bind(user)
-                .bind(team)
-                .bind(s.requests)
-                .bind(s.errors)
-                .bind(s.prompt_tokens)
-                .bind(s.completion_tokens)
-                .bind(s.spend);
-            for n in s.latency {
-                q = q.bind(n);
+            for ((bucket, model, key, user, team), s) in $crate::store::rollup::rollup($rows, grain)
+            {
+                let mut q = sqlx::query(upsert)
+                    .bind(bucket)
+                    .bind(model)
+                    .bind(key)
+                    .bind(user)
+                    .bind(team)
+                    .bind(s.requests)
+                    .bind(s.errors)
+                    .bind(s.prompt_tokens)
+                    .bind(s.completion_tokens)
+                    .bind(s.spend);
+                for n in s.latency {
+                    q = q.bind(n);
+                }
+                q.execute(&mut *$tx).await?;
             }
-            q.execute(&mut *$tx).await?;
-        }
         }
     }};
 }

@@ -8,20 +8,18 @@
 use super::*;
 use crate::auth::hash_key;
 use crate::store::directory::SpendFilter;
-use crate::store::rollup::{Dimension, Grain, RollupFilter, Sums, HOUR_MS};
+use crate::store::rollup::{Dimension, Grain, RollupFilter, Sums, DAY_MS};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Extension;
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 pub fn routes() -> Router<SharedState> {
     Router::new().route("/spend/activity", get(activity))
 }
-
-const DAY_MS: i64 = 86_400_000;
 
 #[derive(Deserialize)]
 struct ActivityQuery {
@@ -42,13 +40,25 @@ enum Period {
     Month,
 }
 
+impl Period {
+    /// The rollup a period reads: hours, or whole UTC days for days and months.
+    fn grain(self) -> Grain {
+        match self {
+            Period::Hour => Grain::Hour,
+            Period::Day | Period::Month => Grain::Day,
+        }
+    }
+}
+
 /// The start of the bucket `ms` falls in.
 fn bucket_of(period: Period, ms: i64) -> i64 {
     match period {
-        Period::Hour => ms.div_euclid(HOUR_MS) * HOUR_MS,
-        Period::Day => ms.div_euclid(DAY_MS) * DAY_MS,
+        Period::Hour | Period::Day => period.grain().floor(ms),
         Period::Month => DateTime::<Utc>::from_timestamp_millis(ms)
-            .and_then(|t| Utc.with_ymd_and_hms(t.year(), t.month(), 1, 0, 0, 0).single())
+            .and_then(|t| {
+                Utc.with_ymd_and_hms(t.year(), t.month(), 1, 0, 0, 0)
+                    .single()
+            })
             .map(|t| t.timestamp_millis())
             .unwrap_or(ms),
     }
@@ -57,19 +67,10 @@ fn bucket_of(period: Period, ms: i64) -> i64 {
 /// The start of the bucket after the one starting at `ms`.
 fn next_bucket(period: Period, ms: i64) -> i64 {
     match period {
-        Period::Hour => ms + HOUR_MS,
-        Period::Day => ms + DAY_MS,
+        Period::Hour | Period::Day => ms + period.grain().ms(),
         Period::Month => DateTime::<Utc>::from_timestamp_millis(ms)
-            .and_then(|t| {
-                let (y, m) = if t.month() == 12 {
-                    (t.year() + 1, 1)
-                } else {
-                    (t.year(), t.month() + 1)
-                };
-                NaiveDate::from_ymd_opt(y, m, 1)
-            })
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|t| t.and_utc().timestamp_millis())
+            .and_then(|t| t.checked_add_months(Months::new(1)))
+            .map(|t| t.timestamp_millis())
             .unwrap_or(ms + 31 * DAY_MS),
     }
 }
@@ -91,7 +92,10 @@ fn figures(s: &Sums) -> serde_json::Map<String, Value> {
     );
     m.insert("prompt_tokens".into(), s.prompt_tokens.into());
     m.insert("completion_tokens".into(), s.completion_tokens.into());
-    m.insert("tokens".into(), (s.prompt_tokens + s.completion_tokens).into());
+    m.insert(
+        "tokens".into(),
+        (s.prompt_tokens + s.completion_tokens).into(),
+    );
     m.insert("spend".into(), s.spend.into());
     m.insert("p50_ms".into(), serde_json::json!(s.latency_quantile(0.5)));
     m.insert("p95_ms".into(), serde_json::json!(s.latency_quantile(0.95)));
@@ -129,7 +133,9 @@ async fn activity(
         },
     };
     if start >= end {
-        return Err(ApiError::bad_request("'start_date' must come before 'end_date'").param("start_date"));
+        return Err(
+            ApiError::bad_request("'start_date' must come before 'end_date'").param("start_date"),
+        );
     }
     let first = bucket_of(period, start);
     let mut buckets = vec![first];
@@ -148,19 +154,19 @@ async fn activity(
     }
     // Who may see what: the same scoping as /spend/logs.
     let mut scope = SpendFilter {
-        api_key: q.api_key.map(|k| if k.starts_with("sk-") { hash_key(&k) } else { k }),
+        api_key: q.api_key.map(|k| {
+            if k.starts_with("sk-") {
+                hash_key(&k)
+            } else {
+                k
+            }
+        }),
         user_id: q.user_id,
         team_id: q.team_id,
         ..Default::default()
     };
     super::spend::own_scope(&auth, &mut scope)?;
-    // By hour from the hourly rollup; by day or month from the daily one
-    // (whole UTC days).
-    let grain = if period == Period::Hour {
-        Grain::Hour
-    } else {
-        Grain::Day
-    };
+    let grain = period.grain();
     let f = RollupFilter {
         grain,
         start_ms: grain.floor(start),
@@ -175,7 +181,8 @@ async fn activity(
         .rollup_by_bucket(&f)
         .await
         .map_err(super::store_error)?;
-    let mut by_bucket: BTreeMap<i64, Sums> = buckets.iter().map(|b| (*b, Sums::default())).collect();
+    let mut by_bucket: BTreeMap<i64, Sums> =
+        buckets.iter().map(|b| (*b, Sums::default())).collect();
     let mut totals = Sums::default();
     for (hour, s) in &hours {
         totals.add(s);
@@ -256,7 +263,11 @@ async fn activity(
             ));
         }
     };
-    for k in snap.keys.values().filter(|k| may_touch_key(&auth, &snap, k, Access::Read)) {
+    for k in snap
+        .keys
+        .values()
+        .filter(|k| may_touch_key(&auth, &snap, k, Access::Read))
+    {
         let r = &k.record;
         consider(
             "key",
@@ -294,7 +305,13 @@ async fn activity(
             );
         }
         if let Some(max) = state.directory.proxy_budget.max_budget {
-            consider("proxy", "proxy", "Whole gateway".into(), state.directory.proxy_spend.total(), Some(max));
+            consider(
+                "proxy",
+                "proxy",
+                "Whole gateway".into(),
+                state.directory.proxy_spend.total(),
+                Some(max),
+            );
         }
     }
     budgets.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -333,9 +350,21 @@ mod tests {
                 .map(|t| t.timestamp_millis())
                 .unwrap_or_default()
         };
-        assert_eq!(bucket_of(Period::Month, t("2026-02-17T05:00:00Z")), t("2026-02-01T00:00:00Z"));
-        assert_eq!(next_bucket(Period::Month, t("2026-12-01T00:00:00Z")), t("2027-01-01T00:00:00Z"));
-        assert_eq!(bucket_of(Period::Day, t("2026-02-17T05:00:00Z")), t("2026-02-17T00:00:00Z"));
-        assert_eq!(next_bucket(Period::Hour, t("2026-02-17T05:00:00Z")), t("2026-02-17T06:00:00Z"));
+        assert_eq!(
+            bucket_of(Period::Month, t("2026-02-17T05:00:00Z")),
+            t("2026-02-01T00:00:00Z")
+        );
+        assert_eq!(
+            next_bucket(Period::Month, t("2026-12-01T00:00:00Z")),
+            t("2027-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            bucket_of(Period::Day, t("2026-02-17T05:00:00Z")),
+            t("2026-02-17T00:00:00Z")
+        );
+        assert_eq!(
+            next_bucket(Period::Hour, t("2026-02-17T05:00:00Z")),
+            t("2026-02-17T06:00:00Z")
+        );
     }
 }

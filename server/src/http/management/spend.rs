@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::auth::hash_key;
-use crate::store::directory::{SpendFilter, SpendGroup};
+use crate::store::directory::{LogStatus, SpendFilter, SpendGroup};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::get;
@@ -47,7 +47,7 @@ async fn audit_trail(
     Ok(json(Value::Array(rows)))
 }
 
-const DAY_MS: i64 = 86_400_000;
+use crate::store::rollup::DAY_MS;
 
 /// One day of a summary: total, and spend by user, by model, by key.
 type DaySummary = (
@@ -153,8 +153,18 @@ async fn logs(
             .transpose()?,
         status: q
             .status
-            .map(|s| s.trim().to_ascii_lowercase())
-            .filter(|s| !s.is_empty()),
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                LogStatus::parse(s).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "'status' must be success, failure, error, client_disconnected or an HTTP status code, got {s:?}"
+                    ))
+                    .param("status")
+                })
+            })
+            .transpose()?,
         after: q
             .after
             .as_deref()
@@ -170,16 +180,6 @@ async fn logs(
             })
             .transpose()?,
     };
-    if let Some(s) = f.status.as_deref() {
-        if !matches!(s, "success" | "failure" | "error" | "client_disconnected")
-            && s.parse::<u16>().is_err()
-        {
-            return Err(ApiError::bad_request(format!(
-                "'status' must be success, failure, error, client_disconnected or an HTTP status code, got {s:?}"
-            ))
-            .param("status"));
-        }
-    }
     own_scope(&auth, &mut f)?;
     let dated = f.start_ms.is_some() && f.end_ms.is_some();
     if dated && q.summarize.unwrap_or(true) {
