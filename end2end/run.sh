@@ -51,6 +51,12 @@ model_list:
     model_info: {mode: embedding}
   - model_name: demo
     litellm_params: {model: demo/tollgate-demo}
+guardrails:
+  - guardrail_name: mask-emails
+    litellm_params:
+      guardrail: litellm_content_filter
+      mode: pre_call
+      patterns: [{pattern_type: prebuilt, pattern_name: email, action: MASK}]
 YAML
 export TOLLGATE_MASTER_KEY=sk-e2e-master
 # The stand-in for Okta (npm oidc-provider) needs the console's callback URL

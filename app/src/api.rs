@@ -43,6 +43,17 @@ pub struct DeploymentView {
     pub health: Health,
     pub last_error: Option<String>,
     pub weight: f64,
+    /// Added through the API (`/model/new`): changeable in the console.
+    /// Deployments from the config file are not.
+    #[serde(default)]
+    pub db_model: bool,
+    /// `litellm_params.model` as configured, e.g. "openai/gpt-4o".
+    #[serde(default)]
+    pub litellm_model: String,
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    #[serde(default)]
+    pub tpm: Option<u64>,
 }
 
 /// A public model name (what clients send as `model`) and its deployments.
@@ -282,6 +293,10 @@ mod tests {
                 health: Health::Healthy,
                 last_error: None,
                 weight: 1.0,
+                db_model: false,
+                litellm_model: "azure/gpt-4o-2024-08-06".into(),
+                rpm: None,
+                tpm: None,
             }],
         }
     }

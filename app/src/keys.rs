@@ -42,6 +42,10 @@ pub struct KeyRow {
     pub rpm_limit: Option<u64>,
     #[serde(default)]
     pub tpm_limit: Option<u64>,
+    #[serde(default)]
+    pub budget_duration: Option<String>,
+    #[serde(default)]
+    pub guardrails: Option<Vec<String>>,
 }
 
 pub type KeyPage = crate::api::Page<KeyRow>;
@@ -54,9 +58,15 @@ pub struct KeyForm {
     pub max_budget: String,
     pub rpm_limit: String,
     pub tpm_limit: String,
+    /// New keys: how long until it expires. Edits: empty keeps the expiry,
+    /// "never" removes it, a duration sets it from now.
     pub duration: String,
     pub user_id: String,
     pub team_id: String,
+    /// How often the budget starts again ("30d", "1mo"); empty never.
+    pub budget_duration: String,
+    /// Guardrails this key's calls always run (comma-separated names).
+    pub guardrails: String,
 }
 
 /// A new (or regenerated) secret: shown once.
@@ -119,12 +129,27 @@ impl KeyForm {
             }
         };
         text(&mut m, "key_alias", &self.key_alias);
+        text(&mut m, "budget_duration", &self.budget_duration);
         if !update {
             text(&mut m, "duration", &self.duration);
             text(&mut m, "user_id", &self.user_id);
             text(&mut m, "team_id", &self.team_id);
+        } else {
+            match self.duration.trim() {
+                "" => {}
+                "never" => {
+                    m.insert("duration".into(), serde_json::Value::Null);
+                }
+                d => {
+                    m.insert("duration".into(), d.into());
+                }
+            }
         }
         m.insert("models".into(), serde_json::json!(parse_list(&self.models)));
+        let guardrails = parse_list(&self.guardrails);
+        if update || !guardrails.is_empty() {
+            m.insert("guardrails".into(), serde_json::json!(guardrails));
+        }
         let numbers = [
             (
                 "max_budget",
@@ -155,6 +180,8 @@ impl KeyForm {
             max_budget: k.max_budget.map(|b| b.to_string()).unwrap_or_default(),
             rpm_limit: k.rpm_limit.map(|b| b.to_string()).unwrap_or_default(),
             tpm_limit: k.tpm_limit.map(|b| b.to_string()).unwrap_or_default(),
+            budget_duration: opt(k.budget_duration.clone()),
+            guardrails: k.guardrails.clone().unwrap_or_default().join(", "),
             ..Default::default()
         }
     }
@@ -397,6 +424,21 @@ fn NewKeyForm(
                     placeholder="30d"
                     hint="e.g. 12h, 30d; empty never"
                 />
+                <Field
+                    label="Budget resets every"
+                    name="budget_duration"
+                    value=f.budget_duration
+                    error_field
+                    placeholder="30d"
+                    hint="e.g. 1d, 30d, 1mo; empty never"
+                />
+                <Field
+                    label="Guardrails"
+                    name="guardrails"
+                    value=f.guardrails
+                    error_field
+                    hint="Always run for this key; comma-separated"
+                />
                 <Show when=move || admin.get()>
                     <Field label="User id" name="user_id" value=f.user_id error_field />
                     <Field label="Team id" name="team_id" value=f.team_id error_field />
@@ -423,6 +465,8 @@ struct KeyFormSignals {
     duration: RwSignal<String>,
     user_id: RwSignal<String>,
     team_id: RwSignal<String>,
+    budget_duration: RwSignal<String>,
+    guardrails: RwSignal<String>,
 }
 
 impl KeyFormSignals {
@@ -436,6 +480,8 @@ impl KeyFormSignals {
             duration: self.duration.get_untracked(),
             user_id: self.user_id.get_untracked(),
             team_id: self.team_id.get_untracked(),
+            budget_duration: self.budget_duration.get_untracked(),
+            guardrails: self.guardrails.get_untracked(),
         }
     }
 
@@ -448,6 +494,8 @@ impl KeyFormSignals {
         self.duration.set(k.duration);
         self.user_id.set(k.user_id);
         self.team_id.set(k.team_id);
+        self.budget_duration.set(k.budget_duration);
+        self.guardrails.set(k.guardrails);
     }
 
     fn clear(&self) {
@@ -530,6 +578,7 @@ fn KeyRowView(
     };
     let is_editing = move || editing.get().as_deref() == Some(token.get_value().as_str());
     let form = KeyForm::of(&k);
+    let expires = k.expires.clone();
     view! {
         <tr data-testid="key-row" class:blocked=blocked>
             <td>
@@ -590,7 +639,7 @@ fn KeyRowView(
         <Show when=is_editing>
             <tr class="edit-row">
                 <td colspan="9">
-                    <EditKey token=token.get_value() form=form.clone() version editing />
+                    <EditKey token=token.get_value() form=form.clone() expires=expires.clone() version editing />
                 </td>
             </tr>
         </Show>
@@ -601,6 +650,8 @@ fn KeyRowView(
 fn EditKey(
     token: String,
     form: KeyForm,
+    /// The key's expiry now (RFC 3339), if it has one.
+    expires: Option<String>,
     version: RwSignal<u32>,
     editing: RwSignal<Option<String>>,
 ) -> impl IntoView {
@@ -628,6 +679,28 @@ fn EditKey(
             <Field label="Max budget ($)" name="max_budget" value=f.max_budget error_field />
             <Field label="Requests / min" name="rpm_limit" value=f.rpm_limit error_field />
             <Field label="Tokens / min" name="tpm_limit" value=f.tpm_limit error_field />
+            <Field
+                label="Budget resets every"
+                name="budget_duration"
+                value=f.budget_duration
+                error_field
+                hint="e.g. 1d, 30d, 1mo; empty never"
+            />
+            <Field
+                label="Expires in"
+                name="duration"
+                value=f.duration
+                error_field
+                placeholder=if expires.is_some() { "keep" } else { "never" }
+                hint="From now, e.g. 30d; \"never\" removes the expiry; empty keeps it"
+            />
+            <p class="muted small field-note" data-testid="key-expiry">
+                {match expires.as_deref() {
+                    Some(t) => format!("Expires now: {} UTC", short_time(t)),
+                    None => "Does not expire now.".to_string(),
+                }}
+            </p>
+            <Field label="Guardrails" name="guardrails" value=f.guardrails error_field hint="Comma-separated" />
             <div class="form-actions">
                 <button class="btn btn-primary" type="submit">"Save"</button>
                 <button class="btn" type="button" on:click=move |_| editing.set(None)>"Cancel"</button>
@@ -662,13 +735,28 @@ mod tests {
                 serde_json::json!({"models": ["gpt-4o", "claude"], "max_budget": 12.5, "rpm_limit": 60})
             )
         );
-        // An update clears what was emptied.
+        // An update clears what was emptied, and keeps the expiry unless asked.
         let b = KeyForm::default().body(true).map_err(|e| e.to_string());
         assert_eq!(
             b,
             Ok(
-                serde_json::json!({"key_alias": null, "models": [], "max_budget": null, "rpm_limit": null, "tpm_limit": null})
+                serde_json::json!({"key_alias": null, "budget_duration": null, "models": [], "guardrails": [], "max_budget": null, "rpm_limit": null, "tpm_limit": null})
             )
         );
+        let never = KeyForm {
+            duration: "never".into(),
+            ..Default::default()
+        };
+        let b = never.body(true).map_err(|e| e.to_string());
+        assert_eq!(
+            b.map(|b| b.get("duration").cloned()),
+            Ok(Some(serde_json::Value::Null))
+        );
+        let thirty = KeyForm {
+            duration: " 30d ".into(),
+            ..Default::default()
+        };
+        let b = thirty.body(true).map_err(|e| e.to_string());
+        assert_eq!(b.map(|b| b["duration"].clone()), Ok("30d".into()));
     }
 }

@@ -5,7 +5,9 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+mod budgets;
 mod dashboard;
+mod guardrails;
 mod keys;
 mod login;
 mod logs;
@@ -13,6 +15,7 @@ mod markdown;
 pub use login::{safe_next, urlencode};
 mod models;
 mod playground;
+mod prompts;
 mod teams;
 mod users;
 mod widgets;
@@ -89,6 +92,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/ui/logs") view=logs::LogsPage ssr=SsrMode::InOrder />
                     <Route path=path!("/ui/users") view=users::UsersPage ssr=SsrMode::InOrder />
                     <Route path=path!("/ui/teams") view=teams::TeamsPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/ui/budgets") view=budgets::BudgetsPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/ui/prompts") view=prompts::PromptsPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/ui/guardrails") view=guardrails::GuardrailsPage ssr=SsrMode::InOrder />
                     <Route
                         path=path!("/ui/login")
                         view=login::LoginPage
@@ -107,9 +113,12 @@ const PAGES: &[(&str, &str, bool)] = &[
     ("/ui/playground", "Playground", false),
     ("/ui/keys", "Keys", false),
     ("/ui/logs", "Logs", false),
+    ("/ui/budgets", "Budgets", false),
     ("/ui/users", "Users", true),
     ("/ui/teams", "Teams", true),
     ("/ui/models", "Models", true),
+    ("/ui/prompts", "Prompts", true),
+    ("/ui/guardrails", "Guardrails", true),
 ];
 
 /// The bar at the top of every signed-in page: the pages the caller may
@@ -171,7 +180,7 @@ fn NotFound() -> impl IntoView {
                 <h1>"Page not found"</h1>
                 <p class="muted">"There is no console page at this address."</p>
                 <a class="btn btn-primary" href=HOME_PATH>
-                    "Go to models"
+                    "Go to the dashboard"
                 </a>
             </div>
         </main>

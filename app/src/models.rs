@@ -1,14 +1,155 @@
 //! `/ui/models`: the model groups and the health of their deployments.
+//! Admins test any deployment (one small real call, timed), and add, change
+//! or delete the ones kept in the database; the config file's are read-only.
 
 use leptos::{either::Either, prelude::*};
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     api::{list_model_groups, DeploymentView, Health, ModelGroupView},
-    widgets::AdminOnly,
+    widgets::{error_field, use_me, watch, AdminOnly, ConfirmButton, Field, LastError},
     TopBar,
 };
+
+/// What the model form sends: text as typed, checked on the server.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct ModelForm {
+    pub model_name: String,
+    /// `litellm_params.model`, e.g. "openai/gpt-4o".
+    pub model: String,
+    pub api_base: String,
+    /// Empty: keep the stored one (or none, for a new model).
+    pub api_key: String,
+    pub weight: String,
+    pub rpm: String,
+    pub tpm: String,
+}
+
+impl ModelForm {
+    fn of(d: &DeploymentView, model_name: &str) -> Self {
+        ModelForm {
+            model_name: model_name.to_string(),
+            model: d.litellm_model.clone(),
+            api_base: d.api_base.clone().unwrap_or_default(),
+            api_key: String::new(),
+            weight: fmt_weight(d.weight),
+            rpm: d.rpm.map(|r| r.to_string()).unwrap_or_default(),
+            tpm: d.tpm.map(|t| t.to_string()).unwrap_or_default(),
+        }
+    }
+
+    /// The `/model/new` body, or the `/model/{id}/update` patch (where an
+    /// emptied field is removed, and an empty key left as it is).
+    #[cfg_attr(not(feature = "ssr"), allow(dead_code))]
+    pub fn body(&self, update: bool) -> Result<serde_json::Value, ServerFnError> {
+        use crate::keys::{parse_count, parse_number};
+        use serde_json::Value;
+        let name = self.model_name.trim();
+        if name.is_empty() {
+            return Err(crate::api::field_error(
+                "model_name",
+                "a model name is required",
+            ));
+        }
+        let model = self.model.trim();
+        if !model.contains('/') || model.ends_with('/') {
+            return Err(crate::api::field_error(
+                "model",
+                "write the provider and the model, e.g. openai/gpt-4o",
+            ));
+        }
+        let mut params = serde_json::Map::new();
+        params.insert("model".into(), model.into());
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                params.insert(k.into(), v);
+            } else if update {
+                params.insert(k.into(), Value::Null);
+            }
+        };
+        let base = self.api_base.trim();
+        put("api_base", (!base.is_empty()).then(|| base.into()));
+        put(
+            "weight",
+            parse_number("weight", &self.weight)?.map(Into::into),
+        );
+        put("rpm", parse_count("rpm", &self.rpm)?.map(Into::into));
+        put("tpm", parse_count("tpm", &self.tpm)?.map(Into::into));
+        if !self.api_key.trim().is_empty() {
+            params.insert("api_key".into(), self.api_key.trim().into());
+        }
+        Ok(serde_json::json!({"model_name": name, "litellm_params": params}))
+    }
+}
+
+/// What a test call of one deployment found.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TestResult {
+    pub ok: bool,
+    pub latency_ms: f64,
+    pub error: Option<String>,
+}
+
+/// The API's field names (`litellm_params.api_base`) as the form's (`api_base`).
+#[cfg(feature = "ssr")]
+fn form_field(e: ServerFnError) -> ServerFnError {
+    let (field, message) = crate::api::split_error(&e);
+    match field.as_deref() {
+        Some("litellm_params") => crate::api::field_error("model", message),
+        Some(f) if f.starts_with("litellm_params.") => {
+            crate::api::field_error(&f["litellm_params.".len()..], message)
+        }
+        _ => e,
+    }
+}
+
+/// Adds a model (`id` empty) or changes a stored one.
+#[server(prefix = "/ui/api", endpoint = "save_model")]
+pub async fn save_model(id: String, form: ModelForm) -> Result<(), ServerFnError> {
+    let (method, path) = if id.is_empty() {
+        (http::Method::POST, "/model/new".to_string())
+    } else {
+        (
+            http::Method::PATCH,
+            format!("/model/{}/update", crate::urlencode(&id)),
+        )
+    };
+    crate::api::call_api(method, path, Some(form.body(!id.is_empty())?))
+        .await
+        .map(|_| ())
+        .map_err(form_field)
+}
+
+#[server(prefix = "/ui/api", endpoint = "delete_model")]
+pub async fn delete_model(id: String) -> Result<(), ServerFnError> {
+    crate::api::post_api("/model/delete", serde_json::json!({ "id": id })).await
+}
+
+/// Calls one deployment now (`/health?model_id=`) and times it.
+#[server(prefix = "/ui/api", endpoint = "test_deployment")]
+pub async fn test_deployment(id: String) -> Result<TestResult, ServerFnError> {
+    let v = crate::api::call_api(
+        http::Method::GET,
+        format!("/health?model_id={}", crate::urlencode(&id)),
+        None,
+    )
+    .await?;
+    let (ok, entry) = match (
+        v["healthy_endpoints"].get(0),
+        v["unhealthy_endpoints"].get(0),
+    ) {
+        (Some(e), _) => (true, e),
+        (None, Some(e)) => (false, e),
+        (None, None) => return Err(ServerFnError::new("the check returned no result")),
+    };
+    Ok(TestResult {
+        ok,
+        latency_ms: entry["latency_ms"].as_f64().unwrap_or_default(),
+        error: entry["error"].as_str().map(str::to_string),
+    })
+}
 
 #[component]
 pub fn ModelsPage() -> impl IntoView {
@@ -16,7 +157,10 @@ pub fn ModelsPage() -> impl IntoView {
     // form before (or without) the wasm bundle.
     let initial = use_query_map().with_untracked(|q| q.get("q").unwrap_or_default());
     let filter = RwSignal::new(initial.clone());
-    let groups = Resource::new(|| (), |_| list_model_groups());
+    let version = RwSignal::new(0u32);
+    let groups = Resource::new(move || version.get(), |_| list_model_groups());
+    let me = use_me();
+    let admin = Signal::derive(move || me.get().and_then(|m| m.ok()).is_some_and(|m| m.admin));
 
     view! {
             <Title text="Models · Tollgate" />
@@ -39,6 +183,9 @@ pub fn ModelsPage() -> impl IntoView {
                         "Refresh"
                     </button>
                 </div>
+                <Show when=move || admin.get()>
+                    <NewModelForm version />
+                </Show>
                 <form
                     class="toolbar"
                     method="get"
@@ -85,7 +232,7 @@ pub fn ModelsPage() -> impl IntoView {
                         {move || {
                             groups
                                 .get()
-                                .map(|res| res.map(|groups| view! { <GroupTable groups filter /> }))
+                                .map(|res| res.map(|groups| view! { <GroupTable groups filter admin version /> }))
                         }}
                     </ErrorBoundary>
                 </Transition>
@@ -95,7 +242,12 @@ pub fn ModelsPage() -> impl IntoView {
 }
 
 #[component]
-fn GroupTable(groups: Vec<ModelGroupView>, filter: RwSignal<String>) -> impl IntoView {
+fn GroupTable(
+    groups: Vec<ModelGroupView>,
+    filter: RwSignal<String>,
+    admin: Signal<bool>,
+    version: RwSignal<u32>,
+) -> impl IntoView {
     let total = groups.len();
     let groups = StoredValue::new(groups);
     // Indexes of the groups that match the filter.
@@ -158,6 +310,7 @@ fn GroupTable(groups: Vec<ModelGroupView>, filter: RwSignal<String>) -> impl Int
                                     </th>
                                     <th scope="col">"Health"</th>
                                     <th scope="col">"Last error"</th>
+                                    <th scope="col">"Actions"</th>
                                 </tr>
                             </thead>
                             {move || {
@@ -165,7 +318,7 @@ fn GroupTable(groups: Vec<ModelGroupView>, filter: RwSignal<String>) -> impl Int
                                     .get()
                                     .into_iter()
                                     .filter_map(|i| groups.with_value(|gs| gs.get(i).cloned()))
-                                    .map(|group| view! { <GroupRows group /> })
+                                    .map(|group| view! { <GroupRows group admin version /> })
                                     .collect_view()
                             }}
                         </table>
@@ -179,7 +332,7 @@ fn GroupTable(groups: Vec<ModelGroupView>, filter: RwSignal<String>) -> impl Int
 
 /// One `<tbody>` per model group: a heading row, then one row per deployment.
 #[component]
-fn GroupRows(group: ModelGroupView) -> impl IntoView {
+fn GroupRows(group: ModelGroupView, admin: Signal<bool>, version: RwSignal<u32>) -> impl IntoView {
     let ModelGroupView {
         model_name,
         deployments,
@@ -194,10 +347,11 @@ fn GroupRows(group: ModelGroupView) -> impl IntoView {
         1 => format!("1 deployment · {healthy} healthy"),
         n => format!("{n} deployments · {healthy} healthy"),
     };
+    let group_name = model_name.clone();
     let rows = if deployments.is_empty() {
         Either::Left(view! {
             <tr>
-                <td colspan="6" class="muted">
+                <td colspan="7" class="muted">
                     "This group has no deployments."
                 </td>
             </tr>
@@ -206,7 +360,10 @@ fn GroupRows(group: ModelGroupView) -> impl IntoView {
         Either::Right(
             deployments
                 .into_iter()
-                .map(|d| view! { <DeploymentRow d total_weight /> })
+                .map(|d| {
+                    let model_name = group_name.clone();
+                    view! { <DeploymentRow d total_weight model_name admin version /> }
+                })
                 .collect_view(),
         )
     };
@@ -215,7 +372,7 @@ fn GroupRows(group: ModelGroupView) -> impl IntoView {
     view! {
         <tbody class="group" data-testid="model-group" data-model=data_model>
             <tr class="group-head">
-                <th colspan="6" scope="rowgroup">
+                <th colspan="7" scope="rowgroup">
                     <span class="model-name" data-testid="model-name">
                         {model_name}
                     </span>
@@ -228,7 +385,14 @@ fn GroupRows(group: ModelGroupView) -> impl IntoView {
 }
 
 #[component]
-fn DeploymentRow(d: DeploymentView, total_weight: f64) -> impl IntoView {
+fn DeploymentRow(
+    d: DeploymentView,
+    total_weight: f64,
+    model_name: String,
+    admin: Signal<bool>,
+    version: RwSignal<u32>,
+) -> impl IntoView {
+    let form = ModelForm::of(&d, &model_name);
     let DeploymentView {
         id,
         provider,
@@ -237,11 +401,15 @@ fn DeploymentRow(d: DeploymentView, total_weight: f64) -> impl IntoView {
         health,
         last_error,
         weight,
+        db_model,
+        ..
     } = d;
+    let actions_id = id.clone();
     let share =
         (total_weight > 0.0).then(|| format!("{:.0}%", weight.max(0.0) / total_weight * 100.0));
     let provider_class = format!("provider provider-{}", css_token(&provider));
-    let badge_class = format!("badge badge-{}", health.as_str());
+    // A test from this page updates the badge at once (the router records it too).
+    let health = RwSignal::new(health);
 
     view! {
         <tr class="deployment" data-testid="deployment" data-deployment-id=id>
@@ -269,8 +437,8 @@ fn DeploymentRow(d: DeploymentView, total_weight: f64) -> impl IntoView {
                 </span>
             </td>
             <td data-label="Health">
-                <span class=badge_class data-testid="health">
-                    {health.as_str()}
+                <span class=move || format!("badge badge-{}", health.get().as_str()) data-testid="health">
+                    {move || health.get().as_str()}
                 </span>
             </td>
             <td data-label="Last error" class="last-error">
@@ -279,7 +447,204 @@ fn DeploymentRow(d: DeploymentView, total_weight: f64) -> impl IntoView {
                     None => Either::Right(view! { <span class="muted">"—"</span> }),
                 }}
             </td>
+            <td data-label="Actions" class="actions">
+                <Show when=move || admin.get() fallback=|| view! { <span class="muted">"—"</span> }>
+                    <DeploymentActions
+                        id=actions_id.clone()
+                        db_model
+                        form=form.clone()
+                        version
+                        health
+                    />
+                </Show>
+            </td>
         </tr>
+    }
+}
+
+/// Test (any deployment); edit and delete (stored ones).
+#[component]
+fn DeploymentActions(
+    id: String,
+    db_model: bool,
+    form: ModelForm,
+    version: RwSignal<u32>,
+    health: RwSignal<Health>,
+) -> impl IntoView {
+    let test = ServerAction::<TestDeployment>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(r)) = test.value().get() {
+            health.set(if r.ok {
+                Health::Healthy
+            } else {
+                Health::Unhealthy
+            });
+        }
+    });
+    let remove = ServerAction::<DeleteModel>::new();
+    let error = RwSignal::new(None::<ServerFnError>);
+    watch(remove.value(), error, move |_| version.update(|v| *v += 1));
+    let id = StoredValue::new(id);
+    let editing = RwSignal::new(false);
+    let form = StoredValue::new(form);
+    view! {
+        <div class="row-actions">
+            <button
+                class="btn"
+                type="button"
+                data-testid="test-model"
+                disabled=move || test.pending().get()
+                on:click=move |_| {
+                    test.dispatch(TestDeployment { id: id.get_value() });
+                }
+            >
+                {move || if test.pending().get() { "Testing…" } else { "Test" }}
+            </button>
+            {db_model.then(|| view! {
+                <button
+                    class="btn"
+                    type="button"
+                    data-testid="edit-model"
+                    aria-expanded=move || editing.get().to_string()
+                    on:click=move |_| editing.update(|e| *e = !*e)
+                >
+                    "Edit"
+                </button>
+                <ConfirmButton
+                    label="Delete"
+                    testid="delete-model"
+                    question="Delete this deployment?".to_string()
+                    on_confirm=Callback::new(move |_| {
+                        remove.dispatch(DeleteModel { id: id.get_value() });
+                    })
+                />
+            })}
+            {(!db_model).then(|| view! {
+                <span class="muted small" title="Deployments from the config file are changed in the file">"config file"</span>
+            })}
+        </div>
+        <p class="test-result" data-testid="test-result" aria-live="polite">
+            {move || test.value().get().map(|r| match r {
+                Ok(r) if r.ok => view! {
+                    <span class="ok">{format!("answered in {}", ms(r.latency_ms))}</span>
+                }.into_any(),
+                Ok(r) => view! {
+                    <span class="error-text">
+                        {format!("failed after {}: {}", ms(r.latency_ms), r.error.unwrap_or_default())}
+                    </span>
+                }.into_any(),
+                Err(e) => view! { <span class="error-text">{crate::api::split_error(&e).1}</span> }.into_any(),
+            })}
+        </p>
+        <LastError error />
+        <Show when=move || editing.get()>
+            <ModelEditor id=id.get_value() initial=form.get_value() version on_done=Callback::new(move |_| editing.set(false)) />
+        </Show>
+    }
+}
+
+/// Adds a deployment kept in the database.
+#[component]
+fn NewModelForm(version: RwSignal<u32>) -> impl IntoView {
+    view! {
+        <details class="panel form-panel" data-testid="new-model">
+            <summary class="btn btn-primary">"Add model"</summary>
+            <p class="muted small">
+                "Served at once, by every Tollgate process, without a restart. The API key is stored encrypted and never shown again."
+            </p>
+            <ModelEditor id=String::new() initial=ModelForm { weight: "1".into(), ..Default::default() } version on_done=Callback::new(|_| ()) />
+        </details>
+    }
+}
+
+/// The model form: a new deployment (`id` empty) or a stored one's changes.
+#[component]
+fn ModelEditor(
+    id: String,
+    initial: ModelForm,
+    version: RwSignal<u32>,
+    on_done: Callback<()>,
+) -> impl IntoView {
+    let save = ServerAction::<SaveModel>::new();
+    let error = RwSignal::new(None::<ServerFnError>);
+    let new = id.is_empty();
+    let saved = RwSignal::new(false);
+    let f = initial;
+    let model_name = RwSignal::new(f.model_name);
+    let model = RwSignal::new(f.model);
+    let api_base = RwSignal::new(f.api_base);
+    let api_key = RwSignal::new(String::new());
+    let weight = RwSignal::new(f.weight);
+    let rpm = RwSignal::new(f.rpm);
+    let tpm = RwSignal::new(f.tpm);
+    watch(save.value(), error, move |_| {
+        saved.set(true);
+        api_key.set(String::new());
+        if new {
+            for s in [model_name, model, api_base, rpm, tpm] {
+                s.set(String::new());
+            }
+            weight.set("1".into());
+        }
+        version.update(|v| *v += 1);
+        on_done.run(());
+    });
+    let error_field = error_field(error);
+    let id = StoredValue::new(id);
+    view! {
+        <form
+            class="form-grid"
+            data-testid="model-form"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                saved.set(false);
+                save.dispatch(SaveModel {
+                    id: id.get_value(),
+                    form: ModelForm {
+                        model_name: model_name.get_untracked(),
+                        model: model.get_untracked(),
+                        api_base: api_base.get_untracked(),
+                        api_key: api_key.get_untracked(),
+                        weight: weight.get_untracked(),
+                        rpm: rpm.get_untracked(),
+                        tpm: tpm.get_untracked(),
+                    },
+                });
+            }
+        >
+            <Field label="Model name" name="model_name" value=model_name error_field hint="What clients send as `model`" />
+            <Field label="Provider/model" name="model" value=model error_field placeholder="openai/gpt-4o" />
+            <Field label="API base" name="api_base" value=api_base error_field hint="Empty: the provider's default" />
+            <Field
+                label="API key"
+                name="api_key"
+                kind="password"
+                value=api_key
+                error_field
+                hint=if new { "Or os.environ/NAME" } else { "Empty: keep the stored key" }
+            />
+            <Field label="Weight" name="weight" value=weight error_field />
+            <Field label="RPM" name="rpm" value=rpm error_field hint="Requests a minute it takes" />
+            <Field label="TPM" name="tpm" value=tpm error_field hint="Tokens a minute it takes" />
+            <div class="form-actions">
+                <button class="btn btn-primary" type="submit" disabled=move || save.pending().get()>
+                    {if new { "Add model" } else { "Save" }}
+                </button>
+            </div>
+            <LastError error />
+            {move || (saved.get() && new).then(|| view! {
+                <p class="ok" role="status" data-testid="model-saved">"Model added."</p>
+            })}
+        </form>
+    }
+}
+
+/// A test's time: "0.4 ms", "12 ms", "1,250 ms".
+fn ms(x: f64) -> String {
+    if x < 10.0 {
+        format!("{x:.1} ms")
+    } else {
+        format!("{} ms", crate::widgets::thousands(x.round() as u64))
     }
 }
 
@@ -309,6 +674,8 @@ mod tests {
         assert_eq!(fmt_weight(0.25), "0.25");
         assert_eq!(fmt_weight(2.5), "2.5");
         assert_eq!(fmt_weight(0.0), "0");
+        assert_eq!(ms(0.44), "0.4 ms");
+        assert_eq!(ms(1250.2), "1,250 ms");
     }
 
     #[test]

@@ -36,35 +36,14 @@ pub struct TeamRow {
 
 pub type TeamPage = crate::api::Page<TeamRow>;
 
-#[cfg(feature = "ssr")]
-const PAGE_SIZE: usize = 25;
-
 #[server(prefix = "/ui/api", endpoint = "list_teams")]
-pub async fn list_teams(page: u64) -> Result<TeamPage, ServerFnError> {
-    use crate::api::{call_api, decode};
-    let v = call_api(http::Method::GET, "/team/list".into(), None).await?;
-    let mut teams: Vec<TeamRow> = decode(v)?;
-    teams.sort_by(|a, b| {
-        a.team_alias
-            .as_deref()
-            .unwrap_or(&a.team_id)
-            .to_lowercase()
-            .cmp(&b.team_alias.as_deref().unwrap_or(&b.team_id).to_lowercase())
-    });
-    let total = teams.len() as u64;
-    let pages = total.div_ceil(PAGE_SIZE as u64).max(1);
-    let page = page.clamp(1, pages);
-    let teams = teams
-        .into_iter()
-        .skip((page as usize - 1) * PAGE_SIZE)
-        .take(PAGE_SIZE)
-        .collect();
-    Ok(TeamPage {
-        items: teams,
-        total,
-        page,
-        pages,
-    })
+pub async fn list_teams(page: u64, search: String) -> Result<TeamPage, ServerFnError> {
+    crate::api::get_page(
+        format!("/v2/team/list?page={}&page_size=25", page.max(1)),
+        ("team_alias", &search),
+        ["teams", "total", "page", "total_pages"],
+    )
+    .await
 }
 
 #[server(prefix = "/ui/api", endpoint = "create_team")]
@@ -135,10 +114,11 @@ pub fn TeamsPage() -> impl IntoView {
 #[component]
 fn TeamsBody() -> impl IntoView {
     let page = query_page();
+    let search = crate::widgets::query_param("q");
     let version = RwSignal::new(0u32);
     let teams = Resource::new(
-        move || (page.get(), version.get()),
-        |(page, _)| list_teams(page),
+        move || (page.get(), search.get(), version.get()),
+        |(page, search, _)| list_teams(page, search),
     );
     let me = crate::widgets::use_me();
     let admin = move || me.get().and_then(|m| m.ok()).is_some_and(|m| m.admin);
@@ -152,11 +132,25 @@ fn TeamsBody() -> impl IntoView {
         <Show when=admin>
             <NewTeamForm version />
         </Show>
+        <form class="toolbar" method="get" action="/ui/teams" role="search">
+            <label class="visually-hidden" for="team-search">"Search teams"</label>
+            <input
+                id="team-search"
+                class="filter"
+                type="search"
+                name="q"
+                placeholder="Search by name or id"
+                value=move || search.get()
+            />
+            <button class="btn" type="submit">"Search"</button>
+        </form>
         <Transition fallback=|| view! { <p class="muted loading">"Loading teams…"</p> }>
             {move || teams.get().map(|r| match r {
                 Err(e) => view! { <ErrorBox error=e /> }.into_any(),
                 Ok(p) if p.items.is_empty() => view! {
-                    <div class="panel empty" data-testid="empty-state"><p>"No teams yet."</p></div>
+                    <div class="panel empty" data-testid="empty-state">
+                        <p>{if search.get_untracked().is_empty() { "No teams yet." } else { "No team matches this search." }}</p>
+                    </div>
                 }.into_any(),
                 Ok(p) => {
                     let TeamPage { items: teams, total, page, pages } = p;

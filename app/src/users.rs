@@ -26,6 +26,8 @@ pub struct UserRow {
     pub teams: Vec<String>,
     #[serde(default)]
     pub created_at: Option<String>,
+    #[serde(default)]
+    pub budget_duration: Option<String>,
 }
 
 pub type UserPage = crate::api::Page<UserRow>;
@@ -37,6 +39,8 @@ pub struct UserForm {
     pub password: String,
     pub max_budget: String,
     pub models: String,
+    /// How often the budget starts again ("30d", "1mo"); empty never.
+    pub budget_duration: String,
 }
 
 pub const ROLES: &[(&str, &str)] = &[
@@ -64,7 +68,23 @@ impl UserForm {
         if let Some(x) = parse_number("max_budget", &self.max_budget)? {
             b["max_budget"] = x.into();
         }
+        if !self.budget_duration.trim().is_empty() {
+            b["budget_duration"] = self.budget_duration.trim().into();
+        }
         Ok(b)
+    }
+
+    /// The `/user/update` body of the edit form: budget, its period and
+    /// models; an emptied field is cleared.
+    fn update_body(&self, user_id: &str) -> Result<serde_json::Value, ServerFnError> {
+        use crate::keys::{parse_list, parse_number};
+        let period = self.budget_duration.trim();
+        Ok(serde_json::json!({
+            "user_id": user_id,
+            "max_budget": parse_number("max_budget", &self.max_budget)?,
+            "budget_duration": (!period.is_empty()).then_some(period),
+            "models": parse_list(&self.models),
+        }))
     }
 }
 
@@ -83,6 +103,11 @@ pub async fn create_user(form: UserForm) -> Result<String, ServerFnError> {
     let v =
         crate::api::call_api(http::Method::POST, "/user/new".into(), Some(form.body()?)).await?;
     Ok(v["user_id"].as_str().unwrap_or_default().to_string())
+}
+
+#[server(prefix = "/ui/api", endpoint = "update_user")]
+pub async fn update_user(user_id: String, form: UserForm) -> Result<(), ServerFnError> {
+    crate::api::post_api("/user/update", form.update_body(&user_id)?).await
 }
 
 /// Changes a user's role (when `role` is not empty) or deletes the user.
@@ -192,6 +217,13 @@ fn UserRowView(u: UserRow, version: RwSignal<u32>) -> impl IntoView {
         .clone()
         .unwrap_or_else(|| "internal_user".into());
     let shown = u.user_email.clone().unwrap_or_else(|| u.user_id.clone());
+    let editing = RwSignal::new(false);
+    let form = UserForm {
+        max_budget: u.max_budget.map(|b| b.to_string()).unwrap_or_default(),
+        budget_duration: u.budget_duration.clone().unwrap_or_default(),
+        models: u.models.join(", "),
+        ..Default::default()
+    };
     view! {
         <tr data-testid="user-row">
             <td>
@@ -223,6 +255,15 @@ fn UserRowView(u: UserRow, version: RwSignal<u32>) -> impl IntoView {
             <td class="small mono">{if u.teams.is_empty() { "—".into() } else { u.teams.join(", ") }}</td>
             <td class="small">{u.created_at.as_deref().map(short_time).unwrap_or_default()}</td>
             <td class="actions">
+                <button
+                    class="btn"
+                    type="button"
+                    data-testid="edit-user"
+                    aria-expanded=move || editing.get().to_string()
+                    on:click=move |_| editing.update(|e| *e = !*e)
+                >
+                    "Edit"
+                </button>
                 <ConfirmButton
                     label="Delete"
                     testid="delete-user"
@@ -238,6 +279,61 @@ fn UserRowView(u: UserRow, version: RwSignal<u32>) -> impl IntoView {
                 <LastError error />
             </td>
         </tr>
+        <Show when=move || editing.get()>
+            <tr class="edit-row">
+                <td colspan="6">
+                    <EditUser user_id=id.get_value() form=form.clone() version editing />
+                </td>
+            </tr>
+        </Show>
+    }
+}
+
+/// A user's budget, its period and models.
+#[component]
+fn EditUser(
+    user_id: String,
+    form: UserForm,
+    version: RwSignal<u32>,
+    editing: RwSignal<bool>,
+) -> impl IntoView {
+    let save = ServerAction::<UpdateUser>::new();
+    let error = RwSignal::new(None::<ServerFnError>);
+    let error_field = error_field(error);
+    let budget = RwSignal::new(form.max_budget);
+    let period = RwSignal::new(form.budget_duration);
+    let models = RwSignal::new(form.models);
+    watch(save.value(), error, move |()| {
+        editing.set(false);
+        version.update(|v| *v += 1);
+    });
+    let user_id = StoredValue::new(user_id);
+    view! {
+        <form
+            class="form-grid"
+            data-testid="edit-user-form"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                save.dispatch(UpdateUser {
+                    user_id: user_id.get_value(),
+                    form: UserForm {
+                        max_budget: budget.get_untracked(),
+                        budget_duration: period.get_untracked(),
+                        models: models.get_untracked(),
+                        ..Default::default()
+                    },
+                });
+            }
+        >
+            <Field label="Max budget ($)" name="max_budget" value=budget error_field hint="Empty: no limit" />
+            <Field label="Budget resets every" name="budget_duration" value=period error_field hint="e.g. 1d, 30d, 1mo; empty never" />
+            <Field label="Models" name="models" value=models error_field hint="Empty: every model" />
+            <div class="form-actions">
+                <button class="btn btn-primary" type="submit" disabled=move || save.pending().get()>"Save"</button>
+                <button class="btn" type="button" on:click=move |_| editing.set(false)>"Cancel"</button>
+            </div>
+            <LastError error />
+        </form>
     }
 }
 
@@ -273,6 +369,7 @@ fn NewUserForm(version: RwSignal<u32>) -> impl IntoView {
                             password: password.get_untracked(),
                             max_budget: budget.get_untracked(),
                             models: models.get_untracked(),
+                            budget_duration: String::new(),
                         },
                     });
                 }

@@ -246,14 +246,14 @@ pub fn Field(
     #[prop(optional)] placeholder: &'static str,
     #[prop(optional)] hint: &'static str,
 ) -> impl IntoView {
-    let id = format!("f-{name}");
-    let for_id = id.clone();
+    // The label wraps its input, which labels it without an id: a page may
+    // hold the same form twice (a new key and a key being edited), and ids
+    // would repeat.
     let invalid = move || error_field.get().as_deref() == Some(name);
     view! {
-        <label class="field" for=for_id>
+        <label class="field">
             <span class="field-label">{label}</span>
             <input
-                id=id
                 name=name
                 type=if kind.is_empty() { "text" } else { kind }
                 placeholder=placeholder

@@ -161,10 +161,11 @@ test.describe('console', () => {
     await expect(page.getByTestId('whoami')).toHaveText(email);
     const nav = page.getByRole('navigation', { name: 'Console' });
     await expect(nav.getByRole('link', { name: 'Keys' })).toBeVisible();
-    for (const name of ['Users', 'Teams', 'Models']) {
+    await expect(nav.getByRole('link', { name: 'Budgets' })).toBeVisible();
+    for (const name of ['Users', 'Teams', 'Models', 'Prompts', 'Guardrails']) {
       await expect(nav.getByRole('link', { name })).toHaveCount(0);
     }
-    for (const path of ['/ui/users', '/ui/teams', '/ui/models']) {
+    for (const path of ['/ui/users', '/ui/teams', '/ui/models', '/ui/prompts', '/ui/guardrails']) {
       const r = await page.goto(path);
       expect(r?.status()).toBe(403);
       await expect(page.getByTestId('no-access')).toBeVisible();

@@ -130,6 +130,10 @@ mod tests {
                     health: Health::Unhealthy,
                     last_error: Some("429 <rate limited>".into()),
                     weight: 1.0,
+                    db_model: false,
+                    litellm_model: "openai/gpt-4o-2024-08-06".into(),
+                    rpm: None,
+                    tpm: None,
                 }],
             }]
         }

@@ -199,7 +199,7 @@ pub fn iso(ms: i64) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn iso_opt(ms: Option<i64>) -> Value {
+pub fn iso_opt(ms: Option<i64>) -> Value {
     ms.map(iso).unwrap_or(Value::Null)
 }
 
@@ -345,6 +345,7 @@ impl PromptRecord {
             "name": self.name,
             "description": self.description,
             "template": self.template,
+            "variables": crate::gateway::prompts::variables(&self.template),
             "model": self.model,
             "inference_config": self.inference,
             "created_by": self.created_by,

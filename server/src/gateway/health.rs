@@ -61,20 +61,31 @@ pub struct Report {
 }
 
 pub async fn check_all(router: &Router) -> Report {
+    check_some(router, |_| true).await
+}
+
+/// One check of the deployments `pick` chooses, each timed.
+pub async fn check_some(router: &Router, pick: impl Fn(&Deployment) -> bool) -> Report {
     let deployments: Vec<(Arc<Deployment>, usize)> = router
         .groups()
         .flat_map(|(_, ds)| ds.iter().map(move |d| (Arc::clone(d), ds.len())))
+        .filter(|(d, _)| pick(d))
         .collect();
-    let outcomes =
-        futures::future::join_all(deployments.iter().map(|(d, _)| check(Arc::clone(d)))).await;
+    let outcomes = futures::future::join_all(deployments.iter().map(|(d, _)| async {
+        let started = std::time::Instant::now();
+        let result = check(Arc::clone(d)).await;
+        (result, started.elapsed())
+    }))
+    .await;
     let (mut healthy, mut unhealthy) = (Vec::new(), Vec::new());
     let mut results = Vec::new();
-    for ((d, size), result) in deployments.into_iter().zip(outcomes) {
+    for ((d, size), (result, took)) in deployments.into_iter().zip(outcomes) {
         let mut entry = json!({
             "model_name": d.config.model_name,
             "model": format!("{}/{}", d.config.provider, d.config.upstream_model),
             "model_id": d.config.id,
             "api_base": d.config.api_base,
+            "latency_ms": (took.as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
         });
         match &result {
             Ok(()) => {

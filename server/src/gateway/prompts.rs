@@ -182,6 +182,56 @@ pub fn fill(text: &str, vars: &Map<String, Value>) -> Result<String, String> {
     Ok(out)
 }
 
+/// The texts of a template message: its content, or its parts' text.
+fn texts(m: &Value) -> Vec<&str> {
+    match m.get("content") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The `{{variables}}` a template uses, each once, in order of first use.
+pub fn variables(template: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for text in template.iter().flat_map(texts) {
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            let Some(len) = rest[start + 2..].find("}}") else {
+                break;
+            };
+            let name = rest[start + 2..start + 2 + len].trim();
+            if !name.is_empty() && !out.iter().any(|n| n == name) {
+                out.push(name.to_string());
+            }
+            rest = &rest[start + 2 + len + 2..];
+        }
+    }
+    out
+}
+
+/// The template's messages with the variables given filled in; those not
+/// given are left as `{{name}}` and returned as missing (a preview, where a
+/// call would refuse).
+pub fn preview(template: &[Value], vars: &Map<String, Value>) -> (Vec<Value>, Vec<String>) {
+    let missing: Vec<String> = variables(template)
+        .into_iter()
+        .filter(|n| !vars.contains_key(n))
+        .collect();
+    let mut all = vars.clone();
+    for n in &missing {
+        all.insert(n.clone(), Value::String(format!("{{{{{n}}}}}")));
+    }
+    let messages = template
+        .iter()
+        .map(|m| fill_message(m, &all).unwrap_or_else(|_| m.clone()))
+        .collect();
+    (messages, missing)
+}
+
 /// Fills a template message's text (a string or text parts).
 fn fill_message(m: &Value, vars: &Map<String, Value>) -> Result<Value, String> {
     let mut m = m.clone();
@@ -295,6 +345,15 @@ mod tests {
             Ok("Tell me about fruit x3".into())
         );
         assert_eq!(fill("{{missing}}", &vars), Err("missing".into()));
+        let template = vec![
+            json!({"role": "system", "content": "You know {{topic}}."}),
+            json!({"role": "user", "content": [{"type": "text", "text": "{{ topic }} and {{count}}"}]}),
+        ];
+        assert_eq!(variables(&template), vec!["topic", "count"]);
+        let (messages, missing) = preview(&template, &vars);
+        assert_eq!(missing, vec!["count"]);
+        assert_eq!(messages[0]["content"], "You know fruit.");
+        assert_eq!(messages[1]["content"][0]["text"], "fruit and {{count}}");
         assert_eq!(
             fill("no vars {{ unclosed", &vars),
             Ok("no vars {{ unclosed".into())

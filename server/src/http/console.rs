@@ -90,7 +90,9 @@ async fn sign_in(
         .to_string();
 
     // Attempts are counted before they are checked, per address and per
-    // account (in Redis when there is one, so across processes).
+    // account (in Redis when there is one, so across processes); a sign-in
+    // that succeeds is given back, so only failures use up the allowance
+    // (many people behind one address may all sign in at nine o'clock).
     let address = client_address(&headers, peer.map(|Extension(ConnectInfo(a))| a));
     let account = email.clone().unwrap_or_else(|| "master".into());
     let checks = [
@@ -107,10 +109,10 @@ async fn sign_in(
             windowed: true,
         },
     ];
-    if state.limiter.counters.reserve(&checks).await.is_err() {
+    let Ok(levels) = state.limiter.counters.reserve(&checks).await else {
         tracing::warn!(%address, "console sign-in refused: too many attempts");
         return back_to_login("limited", &next, email.as_deref());
-    }
+    };
 
     let principal = match &email {
         None => state
@@ -140,6 +142,12 @@ async fn sign_in(
     let Some(principal) = principal.filter(|p| state.auth.session_principal(p).is_some()) else {
         return back_to_login("invalid", &next, email.as_deref());
     };
+    let refund: Vec<(String, u64, i64)> = checks
+        .into_iter()
+        .zip(levels)
+        .map(|(c, l)| (c.name, l.window, -1))
+        .collect();
+    state.limiter.counters.add(&refund).await;
     // A new session id on sign-in: no fixation.
     if let Err(e) = session.cycle_id().await {
         tracing::error!(error = %e, "session id could not be renewed");
@@ -287,6 +295,7 @@ impl Backend {
         let api = crate::http::management::routes()
             .merge(super::history::routes())
             .route("/v1/models", get(super::openai::list_models))
+            .route("/health", get(super::health::health))
             .with_state(state.clone());
         Backend { state, api }
     }
@@ -313,8 +322,9 @@ async fn api_answer(res: Response) -> Result<serde_json::Value, app::ApiRefusal>
         message: err["message"]
             .as_str()
             .or(value.as_str())
-            .unwrap_or("the request failed")
-            .to_string(),
+            .filter(|m| !m.trim().is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("the request failed ({status})")),
         param: err["param"].as_str().map(str::to_string),
     })
 }
@@ -386,6 +396,15 @@ impl app::ConsoleBackend for Backend {
     }
 
     fn model_groups(&self) -> Vec<ModelGroupView> {
+        let snap = self.state.directory.snapshot();
+        let stored = |id: &str| {
+            snap.models
+                .iter()
+                .find(|m| m.model_id == id)
+                .and_then(|m| m.litellm_params.get("model"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
         self.state
             .router
             .load()
@@ -406,6 +425,12 @@ impl app::ConsoleBackend for Backend {
                         },
                         last_error: d.health.last_error().or_else(|| d.config.unusable.clone()),
                         weight: d.config.weight,
+                        db_model: d.config.db_model,
+                        litellm_model: stored(&d.config.id).unwrap_or_else(|| {
+                            format!("{}/{}", d.config.provider, d.config.upstream_model)
+                        }),
+                        rpm: d.config.rpm,
+                        tpm: d.config.tpm,
                     })
                     .collect(),
             })

@@ -4,7 +4,7 @@
 use super::errors::ApiError;
 use crate::auth::AuthContext;
 use crate::state::SharedState;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -51,12 +51,39 @@ async fn ready(State(state): State<SharedState>) -> Response {
     }
 }
 
-async fn health(
+#[derive(serde::Deserialize)]
+pub(crate) struct HealthQuery {
+    /// Check only this model group (LiteLLM's `?model=`).
+    model: Option<String>,
+    /// Check only this deployment.
+    model_id: Option<String>,
+}
+
+pub(crate) async fn health(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
+    Query(q): Query<HealthQuery>,
 ) -> Result<Response, ApiError> {
     if !auth.is_admin() {
         return Err(ApiError::forbidden("/health is for admins"));
+    }
+    // One group or one deployment: always checked now, each call timed.
+    if q.model.is_some() || q.model_id.is_some() {
+        let router = state.router.load_full();
+        let report = crate::gateway::health::check_some(&router, |d| {
+            q.model.as_ref().is_none_or(|m| *m == d.config.model_name)
+                && q.model_id.as_ref().is_none_or(|id| *id == d.config.id)
+        })
+        .await;
+        if report.results.is_empty() {
+            let (field, what) = match (&q.model_id, &q.model) {
+                (Some(id), _) => ("model_id", format!("No deployment has the id {id:?}")),
+                (None, Some(m)) => ("model", format!("No model group is named {m:?}")),
+                (None, None) => unreachable!(),
+            };
+            return Err(ApiError::bad_request(what).param(field));
+        }
+        return Ok(Json(report.body).into_response());
     }
     // With background checks on, the last scheduled results (as LiteLLM does).
     if let Some(last) = state.health_board.as_ref().and_then(|b| b.last()) {

@@ -129,6 +129,19 @@ def test_sign_in_attempts_are_limited_per_account_and_per_address(gateway):
     assert "Too many sign-in attempts" in page
 
 
+def test_successful_sign_ins_do_not_use_up_the_allowance(gateway):
+    # Many people behind one address sign in at once: only failures count.
+    users = [new_user(gateway.url)[1] for _ in range(12)]
+    for email in users:
+        with browser(gateway.url, address="10.77.0.2") as b:
+            sign_in(b, "correct horse battery", email=email)
+            assert signed_in(b)
+    with browser(gateway.url, address="10.77.0.2") as b:
+        for _ in range(12):
+            sign_in(b, "correct horse battery", email=users[0])
+        assert signed_in(b)
+
+
 def test_cross_site_posts_are_refused(gateway):
     with browser(gateway.url) as b:
         # Login CSRF: a form on another site cannot sign the browser in.
@@ -170,6 +183,15 @@ def test_the_playground_calls_the_gateway_as_the_signed_in_user(gateway):
         listed = b.post("/ui/session-ids", json={}, headers=origin).json()["sessions"]
         assert [x["session_id"] for x in listed] == [sid]
         assert any(m["id"] == "gpt-mock" for m in b.get("/ui/v1/models").json()["data"])
+    # An admin signed in with the master key lists the master key's own
+    # sessions in the playground, not every user's.
+    with browser(gateway.url) as b:
+        sign_in(b, MASTER_KEY)
+        r = b.post("/ui/v1/chat/completions", json={**body, "messages": [{"role": "user", "content": "the admin's own"}]}, headers=origin)
+        assert r.status_code == 200, r.text
+        mine = r.headers["x-session-id"]
+        listed = [x["session_id"] for x in b.post("/ui/session-ids", json={}, headers=origin).json()["sessions"]]
+        assert mine in listed and sid not in listed
     # The call is the user's: logged under their id, counted in their spend.
     with admin(gateway.url) as a:
         assert wait_until(lambda: len(a.get("/spend/logs", params={"request_id": rid}).json()) == 1, timeout=10)

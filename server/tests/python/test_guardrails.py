@@ -361,6 +361,25 @@ def test_guardrails_are_listed_with_their_stats(gw):
     assert by["pii-mask"]["stats"]["checks"] > 0
 
 
+def test_the_list_names_the_keys_and_teams_that_turn_a_guardrail_on(gw):
+    alias = f"careful-{uuid.uuid4().hex[:6]}"
+    with admin(gw.url) as a:
+        team = a.post("/team/new", json={"team_alias": alias, "metadata": {"guardrails": ["banned-out"]}}).json()
+        made = a.post("/key/generate", json={"key_alias": alias, "guardrails": ["banned-out"]}).json()
+        by = {g["guardrail_name"]: g for g in a.get("/guardrails/list").json()["guardrails"]}
+        on = by["banned-out"]["attached"]
+        assert {"token": made["token"], "name": alias} in on["keys"] and on["key_count"] >= 1
+        assert {"team_id": team["team_id"], "name": alias} in on["teams"] and on["team_count"] >= 1
+        # The secret itself is never listed.
+        assert made["key"] not in json.dumps(on)
+        # A user's key lists the guardrails but not who turns them on.
+        user = a.post("/user/new", json={"user_role": "internal_user"}).json()
+    with admin(gw.url) as u:
+        u.headers["Authorization"] = f"Bearer {user['key']}"
+        listed = u.get("/guardrails/list").json()["guardrails"]
+        assert listed and all("attached" not in g for g in listed)
+
+
 def test_a_bad_pattern_stops_the_start(mock, slow_mock, tmp_path_factory):
     cfg = guard_config(mock.url).replace('"TCK-[0-9]{6}"', '"TCK-[0-9"')
     with pytest.raises(RuntimeError) as e:

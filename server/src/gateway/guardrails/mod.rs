@@ -380,7 +380,7 @@ impl Guardrail {
         }
     }
 
-    fn bedrock_id(&self) -> Option<&str> {
+    pub fn bedrock_id(&self) -> Option<&str> {
         match &self.engine {
             Engine::Bedrock(b) => Some(b.identifier()),
             Engine::Content(_) => None,

@@ -254,68 +254,12 @@ async fn activity(
     }
 
     // Budgets nearest their limits, among what the caller may see.
-    let mut budgets: Vec<(f64, Value)> = Vec::new();
-    let mut consider = |kind: &str, id: &str, name: String, spend: f64, max: Option<f64>| {
-        if let Some(max) = max.filter(|m| *m > 0.0) {
-            budgets.push((
-                spend / max,
-                serde_json::json!({"kind": kind, "id": id, "name": name, "spend": spend, "max_budget": max}),
-            ));
-        }
-    };
-    for k in snap
-        .keys
-        .values()
-        .filter(|k| may_touch_key(&auth, &snap, k, Access::Read))
-    {
-        let r = &k.record;
-        consider(
-            "key",
-            &r.token,
-            r.key_alias.clone().unwrap_or_else(|| r.key_name.clone()),
-            k.spend.total(),
-            r.settings.max_budget,
-        );
-    }
-    for u in snap.users.values() {
-        if auth.reads_all() || auth.user_id() == Some(u.record.user_id.as_str()) {
-            consider(
-                "user",
-                &u.record.user_id,
-                u.record
-                    .user_email
-                    .clone()
-                    .unwrap_or_else(|| u.record.user_id.clone()),
-                u.spend.total(),
-                u.record.settings.max_budget,
-            );
-        }
-    }
-    if auth.reads_all() {
-        for t in snap.teams.values() {
-            consider(
-                "team",
-                &t.record.team_id,
-                t.record
-                    .team_alias
-                    .clone()
-                    .unwrap_or_else(|| t.record.team_id.clone()),
-                t.spend.total(),
-                t.record.settings.max_budget,
-            );
-        }
-        if let Some(max) = state.directory.proxy_budget.max_budget {
-            consider(
-                "proxy",
-                "proxy",
-                "Whole gateway".into(),
-                state.directory.proxy_spend.total(),
-                Some(max),
-            );
-        }
-    }
-    budgets.sort_by(|a, b| b.0.total_cmp(&a.0));
-    budgets.truncate(10);
+    let budgets: Vec<Value> = super::budgets::budgets(&state, &auth, &snap)
+        .iter()
+        .filter(|b| b.max_budget.is_some_and(|m| m > 0.0))
+        .take(10)
+        .map(super::budgets::Budget::view)
+        .collect();
 
     let mut out = serde_json::Map::new();
     out.insert(
@@ -332,10 +276,7 @@ async fn activity(
     out.insert("totals".into(), Value::Object(figures(&totals)));
     out.insert("series".into(), Value::Array(series));
     out.insert("breakdowns".into(), Value::Object(breakdowns));
-    out.insert(
-        "budgets".into(),
-        Value::Array(budgets.into_iter().map(|(_, v)| v).collect()),
-    );
+    out.insert("budgets".into(), Value::Array(budgets));
     Ok(json(Value::Object(out)))
 }
 

@@ -2,12 +2,14 @@
 //! type, modes and default, their `guardrail_info`, and what they did so far
 //! in this process (checks, interventions, mean time per check). Any caller
 //! may list them: a request names guardrails it wants by these names.
+//! Admins and admin viewers also see which keys and teams turn each one on
+//! (`attached`).
 
 use super::*;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
@@ -15,7 +17,62 @@ pub fn routes() -> Router<SharedState> {
     Router::new().route("/guardrails/list", get(list))
 }
 
-async fn list(State(state): State<SharedState>) -> Response {
+/// How many keys or teams `attached` names by name (the counts are whole).
+const ATTACHED_SHOWN: usize = 20;
+
+/// The guardrails a key's or team's settings turn on (`guardrails`, or
+/// `metadata.guardrails` as LiteLLM also reads).
+fn names_in(s: &Settings) -> impl Iterator<Item = &str> {
+    let listed = s.guardrails.iter().flatten().map(String::as_str);
+    let meta = match s.metadata.get("guardrails") {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    listed.chain(meta)
+}
+
+/// The keys and teams that turn on the guardrail `name` (or its Bedrock id).
+fn attached(snap: &Snapshot, name: &str, bedrock_id: Option<&str>) -> Value {
+    let hit = |s: &Settings| names_in(s).any(|n| n == name || Some(n) == bedrock_id);
+    let mut keys: Vec<(&str, String)> = snap
+        .keys
+        .values()
+        .filter(|k| hit(&k.record.settings))
+        .map(|k| {
+            let r = &k.record;
+            (
+                r.token.as_str(),
+                r.key_alias.clone().unwrap_or_else(|| r.key_name.clone()),
+            )
+        })
+        .collect();
+    keys.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut teams: Vec<(&str, String)> = snap
+        .teams
+        .values()
+        .filter(|t| hit(&t.record.settings))
+        .map(|t| {
+            let r = &t.record;
+            (
+                r.team_id.as_str(),
+                r.team_alias.clone().unwrap_or_else(|| r.team_id.clone()),
+            )
+        })
+        .collect();
+    teams.sort_by(|a, b| a.1.cmp(&b.1));
+    json!({
+        "key_count": keys.len(),
+        "keys": keys.iter().take(ATTACHED_SHOWN).map(|(t, n)| json!({"token": t, "name": n})).collect::<Vec<_>>(),
+        "team_count": teams.len(),
+        "teams": teams.iter().take(ATTACHED_SHOWN).map(|(t, n)| json!({"team_id": t, "name": n})).collect::<Vec<_>>(),
+    })
+}
+
+async fn list(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+) -> Response {
+    let snap = auth.reads_all().then(|| state.directory.snapshot());
     let guardrails: Vec<serde_json::Value> = state
         .guardrails
         .list()
@@ -23,7 +80,7 @@ async fn list(State(state): State<SharedState>) -> Response {
         .map(|g| {
             let checks = g.checks.load(Ordering::Relaxed);
             let micros = g.micros.load(Ordering::Relaxed);
-            json!({
+            let mut v = json!({
                 "guardrail_name": g.name,
                 "litellm_params": {
                     "guardrail": g.provider,
@@ -36,7 +93,11 @@ async fn list(State(state): State<SharedState>) -> Response {
                     "interventions": g.interventions.load(Ordering::Relaxed),
                     "mean_latency_ms": if checks == 0 { 0.0 } else { micros as f64 / checks as f64 / 1000.0 },
                 },
-            })
+            });
+            if let Some(snap) = &snap {
+                v["attached"] = attached(snap, &g.name, g.bedrock_id());
+            }
+            v
         })
         .collect();
     Json(json!({ "guardrails": guardrails })).into_response()

@@ -14,6 +14,7 @@
 //! `llm_api` keys cannot call these routes; `read_only` keys only read.
 
 mod activity;
+mod budgets;
 mod cache;
 mod guardrails;
 mod keys;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<SharedState> {
         .merge(teams::routes())
         .merge(spend::routes())
         .merge(activity::routes())
+        .merge(budgets::routes())
         .merge(models::routes())
         .merge(prompts::routes())
         .merge(cache::routes())

@@ -1,7 +1,8 @@
 //! Managed prompts, versioned: `POST /prompts` (create: version 1),
 //! `GET /prompts`, `GET /prompts/{id}` (`?version=N`, else the latest),
 //! `POST /prompts/{id}/versions` (a new version from the latest, with the
-//! fields given), `DELETE /prompts/{id}` (every version). Admins write;
+//! fields given), `DELETE /prompts/{id}` (every version),
+//! `POST /prompts/{id}/render` (the messages a call would send, for a preview). Admins write;
 //! admins and admin viewers read. A prompt is called by its ARN as the model.
 
 use super::*;
@@ -21,6 +22,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/prompts", post(create).get(list))
         .route("/prompts/{id}", get(read).delete(remove))
         .route("/prompts/{id}/versions", post(new_version))
+        .route("/prompts/{id}/render", post(render))
 }
 
 /// Bedrock-style prompt ids: ten upper-case letters and digits.
@@ -157,28 +159,69 @@ async fn create(
     save(&state, &auth, p, "created").await
 }
 
+#[derive(Deserialize)]
+struct ListQuery {
+    /// A case-insensitive part of the name, id or model.
+    search: Option<String>,
+    page: Option<u64>,
+    page_size: Option<u64>,
+}
+
+/// The latest version of each prompt, newest first. Paged when `page` or
+/// `page_size` is given (else every prompt, as before); `total` counts all.
 async fn list(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
+    Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     reader_of_all(&auth, "list prompts")?;
+    let search = q
+        .search
+        .as_deref()
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty());
     let snap = state.directory.snapshot();
-    let mut prompts: Vec<&Arc<PromptRecord>> =
-        snap.prompts.values().filter_map(|v| v.last()).collect();
+    let mut prompts: Vec<&Arc<PromptRecord>> = snap
+        .prompts
+        .values()
+        .filter_map(|v| v.last())
+        .filter(|p| {
+            search.as_deref().is_none_or(|s| {
+                [&p.name, &p.prompt_id, &p.model]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(s))
+            })
+        })
+        .collect();
     prompts.sort_by(|a, b| {
         b.created_at
             .cmp(&a.created_at)
             .then(a.prompt_id.cmp(&b.prompt_id))
     });
+    let total = prompts.len() as u64;
+    let paged = q.page.is_some() || q.page_size.is_some();
+    let (page, size) = if paged {
+        page(q.page, q.page_size, 50)
+    } else {
+        (1, total.max(1))
+    };
     let data: Vec<Value> = prompts
         .iter()
+        .skip(((page - 1) * size) as usize)
+        .take(size as usize)
         .map(|p| {
             let mut v = p.view();
             v["versions"] = serde_json::json!(snap.prompts.get(&p.prompt_id).map_or(0, Vec::len));
             v
         })
         .collect();
-    Ok(json(serde_json::json!({"prompts": data})))
+    Ok(json(serde_json::json!({
+        "prompts": data,
+        "total": total,
+        "page": page,
+        "page_size": size,
+        "total_pages": total.div_ceil(size),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -270,4 +313,71 @@ async fn remove(
         .await
         .map_err(store_error)?;
     Ok(json(serde_json::json!({"deleted": id})))
+}
+
+/// The messages a call to the prompt would send, with `promptVariables`
+/// (`variables` also accepted) filled in the same way; variables not given
+/// are left as `{{name}}` and listed under `missing`.
+async fn render(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    reader_of_all(&auth, "render prompts")?;
+    let mut m = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        body_map(&body)?
+    };
+    let version = match m.remove("version") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_i64().filter(|v| *v >= 1).ok_or_else(|| {
+            ApiError::bad_request("'version' must be a version number").param("version")
+        })?),
+    };
+    let field = if m.contains_key("promptVariables") {
+        "promptVariables"
+    } else {
+        "variables"
+    };
+    let vars = match m.remove(field) {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            return Err(ApiError::bad_request(format!(
+                "'{field}' must be an object: {{\"name\": {{\"text\": \"value\"}}}}"
+            ))
+            .param(field))
+        }
+    };
+    if let Some(k) = m.keys().next() {
+        return Err(ApiError::bad_request(format!(
+            "Unknown field '{k}': a render is {{version, promptVariables}}"
+        ))
+        .param(k.clone()));
+    }
+    let snap = state.directory.snapshot();
+    let all = versions(&snap, &id)?;
+    let p = match version {
+        None => all.last(),
+        Some(v) => all.iter().find(|p| p.version == v),
+    }
+    .ok_or_else(|| {
+        ApiError::not_found(format!(
+            "Prompt {id} has no version {}",
+            version.unwrap_or(0)
+        ))
+        .param("version")
+    })?;
+    let (messages, missing) = crate::gateway::prompts::preview(&p.template, &vars);
+    Ok(json(serde_json::json!({
+        "id": p.prompt_id,
+        "version": p.version,
+        "model": p.model,
+        "inference_config": p.inference,
+        "messages": messages,
+        "variables": crate::gateway::prompts::variables(&p.template),
+        "missing": missing,
+    })))
 }

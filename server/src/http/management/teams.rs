@@ -21,6 +21,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/team/update", post(update))
         .route("/team/delete", post(delete))
         .route("/team/list", get(list))
+        .route("/v2/team/list", get(list_paged))
         .route("/team/member_add", post(member_add))
         .route("/team/member_delete", post(member_delete))
         .route("/team/block", post(block))
@@ -334,6 +335,82 @@ async fn list(
         .collect();
     teams.sort_by(|a, b| a["team_id"].as_str().cmp(&b["team_id"].as_str()));
     Ok(json(Value::Array(teams)))
+}
+
+#[derive(Deserialize)]
+struct PagedQuery {
+    user_id: Option<String>,
+    /// A case-insensitive part of the alias or id.
+    team_alias: Option<String>,
+    page: Option<u64>,
+    page_size: Option<u64>,
+}
+
+/// LiteLLM's `/v2/team/list`: the teams the caller may read, by alias, one
+/// page at a time (`{teams, total, page, page_size, total_pages}`). Only the
+/// page's teams are rendered with their members.
+async fn list_paged(
+    State(state): State<SharedState>,
+    Extension(auth): Extension<AuthContext>,
+    Query(q): Query<PagedQuery>,
+) -> Result<Response, ApiError> {
+    gate(&auth, Access::Read)?;
+    let snap = state.directory.snapshot();
+    if !auth.reads_all() && q.user_id.is_some() && q.user_id.as_deref() != auth.user_id() {
+        return Err(ApiError::forbidden("You may only list your own teams."));
+    }
+    let search = q
+        .team_alias
+        .as_deref()
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty());
+    let name = |t: &crate::directory::TeamEntry| {
+        t.record
+            .team_alias
+            .as_deref()
+            .unwrap_or(&t.record.team_id)
+            .to_lowercase()
+    };
+    let mut teams: Vec<(String, &Arc<crate::directory::TeamEntry>)> = snap
+        .teams
+        .values()
+        .filter(|t| may_read_team(&auth, &snap, &t.record.team_id))
+        .filter(|t| {
+            q.user_id
+                .as_deref()
+                .is_none_or(|u| snap.team_role(&t.record.team_id, u).is_some())
+        })
+        .map(|t| (name(t), t))
+        .filter(|(n, t)| {
+            search
+                .as_deref()
+                .is_none_or(|s| n.contains(s) || t.record.team_id.to_lowercase().contains(s))
+        })
+        .collect();
+    teams.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1.record.team_id.cmp(&b.1.record.team_id))
+    });
+    let (page, size) = page(q.page, q.page_size, 25);
+    let total = teams.len() as u64;
+    let rows: Vec<Value> = teams
+        .iter()
+        .skip(((page - 1) * size) as usize)
+        .take(size as usize)
+        .map(|(_, t)| {
+            with_member_emails(
+                with_spend(t.record.view(&snap.members), t.spend.total()),
+                &snap,
+            )
+        })
+        .collect();
+    Ok(json(serde_json::json!({
+        "teams": rows,
+        "total": total,
+        "page": page,
+        "page_size": size,
+        "total_pages": total.div_ceil(size),
+    })))
 }
 
 async fn member_add(
