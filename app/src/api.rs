@@ -242,6 +242,19 @@ pub(crate) async fn post_api(path: &str, body: serde_json::Value) -> Result<(), 
     Ok(())
 }
 
+/// A message's text: its `content` string, or its text parts joined by lines.
+pub fn text_of(content: &serde_json::Value) -> String {
+    match content {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
 /// Reads a typed value out of an API answer.
 #[cfg(feature = "ssr")]
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(

@@ -77,15 +77,7 @@ pub async fn chat_session(session_id: String) -> Result<StoredChat, ServerFnErro
             a.iter()
                 .filter(|m| matches!(m["role"].as_str(), Some("user" | "assistant")))
                 .map(|m| {
-                    let text = match &m["content"] {
-                        serde_json::Value::String(s) => s.clone(),
-                        serde_json::Value::Array(parts) => parts
-                            .iter()
-                            .filter_map(|p| p["text"].as_str())
-                            .collect::<Vec<_>>()
-                            .join("\n"),
-                        _ => String::new(),
-                    };
+                    let text = crate::api::text_of(&m["content"]);
                     (m["role"].as_str().unwrap_or_default().to_string(), text)
                 })
                 .collect()

@@ -79,18 +79,9 @@ pub const ROLES: &[&str] = &["system", "user", "assistant"];
 /// A message's text: its content, or its text parts joined.
 #[cfg_attr(not(feature = "ssr"), allow(dead_code))]
 fn message_of(m: &serde_json::Value) -> TemplateMessage {
-    let content = match &m["content"] {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    };
     TemplateMessage {
         role: m["role"].as_str().unwrap_or("user").to_string(),
-        content,
+        content: crate::api::text_of(&m["content"]),
     }
 }
 

@@ -307,6 +307,31 @@ struct ListQuery {
     user_id: Option<String>,
 }
 
+/// The teams `auth` may read, of `user_id` when given (only one's own for
+/// those who do not read everything).
+fn listed_teams<'s>(
+    auth: &'s AuthContext,
+    snap: &'s Snapshot,
+    user_id: Option<&'s str>,
+) -> Result<impl Iterator<Item = &'s Arc<TeamEntry>>, ApiError> {
+    if !auth.reads_all() && user_id.is_some() && user_id != auth.user_id() {
+        return Err(ApiError::forbidden("You may only list your own teams."));
+    }
+    Ok(snap
+        .teams
+        .values()
+        .filter(move |t| may_read_team(auth, snap, &t.record.team_id))
+        .filter(move |t| user_id.is_none_or(|u| snap.team_role(&t.record.team_id, u).is_some())))
+}
+
+/// A team as the lists show it: with its spend and its members' emails.
+fn listed_view(t: &TeamEntry, snap: &Snapshot) -> Value {
+    with_member_emails(
+        with_spend(t.record.view(&snap.members), t.spend.total()),
+        snap,
+    )
+}
+
 async fn list(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
@@ -314,24 +339,8 @@ async fn list(
 ) -> Result<Response, ApiError> {
     gate(&auth, Access::Read)?;
     let snap = state.directory.snapshot();
-    if !auth.reads_all() && q.user_id.is_some() && q.user_id.as_deref() != auth.user_id() {
-        return Err(ApiError::forbidden("You may only list your own teams."));
-    }
-    let mut teams: Vec<Value> = snap
-        .teams
-        .values()
-        .filter(|t| may_read_team(&auth, &snap, &t.record.team_id))
-        .filter(|t| {
-            q.user_id
-                .as_deref()
-                .is_none_or(|u| snap.team_role(&t.record.team_id, u).is_some())
-        })
-        .map(|t| {
-            with_member_emails(
-                with_spend(t.record.view(&snap.members), t.spend.total()),
-                &snap,
-            )
-        })
+    let mut teams: Vec<Value> = listed_teams(&auth, &snap, q.user_id.as_deref())?
+        .map(|t| listed_view(t, &snap))
         .collect();
     teams.sort_by(|a, b| a["team_id"].as_str().cmp(&b["team_id"].as_str()));
     Ok(json(Value::Array(teams)))
@@ -356,37 +365,27 @@ async fn list_paged(
 ) -> Result<Response, ApiError> {
     gate(&auth, Access::Read)?;
     let snap = state.directory.snapshot();
-    if !auth.reads_all() && q.user_id.is_some() && q.user_id.as_deref() != auth.user_id() {
-        return Err(ApiError::forbidden("You may only list your own teams."));
-    }
     let search = q
         .team_alias
         .as_deref()
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty());
-    let name = |t: &crate::directory::TeamEntry| {
+    let name = |t: &TeamEntry| {
         t.record
             .team_alias
             .as_deref()
             .unwrap_or(&t.record.team_id)
             .to_lowercase()
     };
-    let mut teams: Vec<(String, &Arc<crate::directory::TeamEntry>)> = snap
-        .teams
-        .values()
-        .filter(|t| may_read_team(&auth, &snap, &t.record.team_id))
-        .filter(|t| {
-            q.user_id
-                .as_deref()
-                .is_none_or(|u| snap.team_role(&t.record.team_id, u).is_some())
-        })
-        .map(|t| (name(t), t))
-        .filter(|(n, t)| {
-            search
-                .as_deref()
-                .is_none_or(|s| n.contains(s) || t.record.team_id.to_lowercase().contains(s))
-        })
-        .collect();
+    let mut teams: Vec<(String, &Arc<TeamEntry>)> =
+        listed_teams(&auth, &snap, q.user_id.as_deref())?
+            .map(|t| (name(t), t))
+            .filter(|(n, t)| {
+                search
+                    .as_deref()
+                    .is_none_or(|s| n.contains(s) || t.record.team_id.to_lowercase().contains(s))
+            })
+            .collect();
     teams.sort_by(|a, b| {
         a.0.cmp(&b.0)
             .then_with(|| a.1.record.team_id.cmp(&b.1.record.team_id))
@@ -397,12 +396,7 @@ async fn list_paged(
         .iter()
         .skip(((page - 1) * size) as usize)
         .take(size as usize)
-        .map(|(_, t)| {
-            with_member_emails(
-                with_spend(t.record.view(&snap.members), t.spend.total()),
-                &snap,
-            )
-        })
+        .map(|(_, t)| listed_view(t, &snap))
         .collect();
     Ok(json(serde_json::json!({
         "teams": rows,
