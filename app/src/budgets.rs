@@ -7,8 +7,8 @@ use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
 use crate::widgets::{
-    error_field, money, query_page, query_param, short_time, use_me, watch, ErrorBox, Field,
-    LastError, Pager,
+    error_field, is_admin, money, query_page, query_param, short_time, watch, ErrorBox, Field,
+    LastError, Pager, SearchForm, ToggleButton,
 };
 use crate::TopBar;
 
@@ -108,8 +108,7 @@ pub fn BudgetsPage() -> impl IntoView {
         move || (page.get(), kind.get(), search.get(), version.get()),
         |(page, kind, search, _)| list_budgets(page, kind, search),
     );
-    let me = use_me();
-    let admin = Signal::derive(move || me.get().and_then(|m| m.ok()).is_some_and(|m| m.admin));
+    let admin = is_admin();
     view! {
         <Title text="Budgets · Tollgate" />
         <TopBar />
@@ -122,7 +121,14 @@ pub fn BudgetsPage() -> impl IntoView {
                     </p>
                 </div>
             </div>
-            <form class="toolbar" method="get" action="/ui/budgets" role="search">
+            <SearchForm
+                action="/ui/budgets"
+                id="budget-search"
+                label="Search budgets"
+                placeholder="Search by name or id"
+                value=search
+                button="Show"
+            >
                 <label class="visually-hidden" for="budget-kind">"Kind"</label>
                 <select id="budget-kind" name="kind" data-testid="budget-kind">
                     {KINDS
@@ -130,17 +136,7 @@ pub fn BudgetsPage() -> impl IntoView {
                         .map(|(v, l)| view! { <option value=*v selected=move || kind.get() == *v>{*l}</option> })
                         .collect_view()}
                 </select>
-                <label class="visually-hidden" for="budget-search">"Search budgets"</label>
-                <input
-                    id="budget-search"
-                    class="filter"
-                    type="search"
-                    name="q"
-                    placeholder="Search by name or id"
-                    value=move || search.get()
-                />
-                <button class="btn" type="submit">"Show"</button>
-            </form>
+            </SearchForm>
             <Transition fallback=|| view! { <p class="muted loading">"Loading budgets…"</p> }>
                 {move || {
                     rows.get().map(|r| match r {
@@ -233,15 +229,7 @@ fn BudgetRowView(b: BudgetRow, admin: Signal<bool>, version: RwSignal<u32>) -> i
             <td class="small">{b.budget_reset_at.as_deref().map(short_time).unwrap_or_else(|| "—".into())}</td>
             <td class="actions">
                 <Show when=move || admin.get() && editable fallback=|| view! { <span class="muted">"—"</span> }>
-                    <button
-                        class="btn"
-                        type="button"
-                        data-testid="edit-budget"
-                        aria-expanded=move || editing.get().to_string()
-                        on:click=move |_| editing.update(|e| *e = !*e)
-                    >
-                        "Edit"
-                    </button>
+                    <ToggleButton label="Edit" testid="edit-budget" open=editing />
                 </Show>
             </td>
         </tr>

@@ -9,8 +9,8 @@ use crate::api::field_error;
 #[cfg(test)]
 use crate::api::split_error;
 use crate::widgets::{
-    copy_to_clipboard, error_field, query_page, query_param, short_time, spend_of, watch,
-    ConfirmButton, ErrorBox, Field, LastError, Pager,
+    copy_to_clipboard, error_field, is_admin, query_page, query_param, short_time, spend_of, watch,
+    ConfirmButton, ErrorBox, Field, LastError, Pager, SearchForm,
 };
 use crate::TopBar;
 
@@ -249,8 +249,7 @@ pub fn KeysPage() -> impl IntoView {
         |(page, search, _)| list_keys(page, search),
     );
     let secret = RwSignal::new(None::<NewSecret>);
-    let me = crate::widgets::use_me();
-    let admin = move || me.get().and_then(|m| m.ok()).is_some_and(|m| m.admin);
+    let admin = is_admin();
 
     view! {
         <Title text="Keys · Tollgate" />
@@ -264,24 +263,15 @@ pub fn KeysPage() -> impl IntoView {
                     </p>
                 </div>
             </div>
-            <NewKeyForm secret version admin=Signal::derive(admin) />
+            <NewKeyForm secret version admin />
             <SecretOnce secret />
-            <form class="toolbar" method="get" action="/ui/keys" role="search">
-                <label class="visually-hidden" for="key-search">
-                    "Search keys"
-                </label>
-                <input
-                    id="key-search"
-                    class="filter"
-                    type="search"
-                    name="q"
-                    placeholder="Search by alias, name, user or team"
-                    value=move || search.get()
-                />
-                <button class="btn" type="submit">
-                    "Search"
-                </button>
-            </form>
+            <SearchForm
+                action="/ui/keys"
+                id="key-search"
+                label="Search keys"
+                placeholder="Search by alias, name, user or team"
+                value=search
+            />
             <Transition fallback=|| view! { <p class="muted loading">"Loading keys…"</p> }>
                 {move || {
                     keys.get()

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     api::{list_model_groups, DeploymentView, Health, ModelGroupView},
-    widgets::{error_field, use_me, watch, AdminOnly, ConfirmButton, Field, LastError},
+    widgets::{
+        error_field, is_admin, watch, AdminOnly, ConfirmButton, Field, LastError, ToggleButton,
+    },
     TopBar,
 };
 
@@ -159,8 +161,7 @@ pub fn ModelsPage() -> impl IntoView {
     let filter = RwSignal::new(initial.clone());
     let version = RwSignal::new(0u32);
     let groups = Resource::new(move || version.get(), |_| list_model_groups());
-    let me = use_me();
-    let admin = Signal::derive(move || me.get().and_then(|m| m.ok()).is_some_and(|m| m.admin));
+    let admin = is_admin();
 
     view! {
             <Title text="Models · Tollgate" />
@@ -501,15 +502,7 @@ fn DeploymentActions(
                 {move || if test.pending().get() { "Testing…" } else { "Test" }}
             </button>
             {db_model.then(|| view! {
-                <button
-                    class="btn"
-                    type="button"
-                    data-testid="edit-model"
-                    aria-expanded=move || editing.get().to_string()
-                    on:click=move |_| editing.update(|e| *e = !*e)
-                >
-                    "Edit"
-                </button>
+                <ToggleButton label="Edit" testid="edit-model" open=editing />
                 <ConfirmButton
                     label="Delete"
                     testid="delete-model"

@@ -8,8 +8,8 @@ use leptos_router::hooks::use_navigate;
 use serde::{Deserialize, Serialize};
 
 use crate::widgets::{
-    copy_to_clipboard, error_field, query_page, query_param, short_time, use_me, watch, AdminPage,
-    ConfirmButton, ErrorBox, Field, LastError, Pager,
+    copy_to_clipboard, error_field, is_admin, query_page, query_param, short_time, watch,
+    AdminPage, ConfirmButton, ErrorBox, Field, LastError, Pager, SearchForm, ToggleButton,
 };
 
 /// One message of a template, its text flattened.
@@ -263,8 +263,7 @@ fn PromptsBody() -> impl IntoView {
         move || (page.get(), search.get(), version.get()),
         |(page, search, _)| list_prompts(page, search),
     );
-    let me = use_me();
-    let admin = Signal::derive(move || me.get().and_then(|m| m.ok()).is_some_and(|m| m.admin));
+    let admin = is_admin();
     view! {
         <div class="page-header">
             <div>
@@ -290,18 +289,13 @@ fn PromptsBody() -> impl IntoView {
                 />
             </details>
         </Show>
-        <form class="toolbar" method="get" action="/ui/prompts" role="search">
-            <label class="visually-hidden" for="prompt-search">"Search prompts"</label>
-            <input
-                id="prompt-search"
-                class="filter"
-                type="search"
-                name="q"
-                placeholder="Search by name, id or model"
-                value=move || search.get()
-            />
-            <button class="btn" type="submit">"Search"</button>
-        </form>
+        <SearchForm
+            action="/ui/prompts"
+            id="prompt-search"
+            label="Search prompts"
+            placeholder="Search by name, id or model"
+            value=search
+        />
         <Transition fallback=|| view! { <p class="muted loading">"Loading prompts…"</p> }>
             {move || list.get().map(|r| match r {
                 Err(e) => view! { <ErrorBox error=e /> }.into_any(),
@@ -469,15 +463,7 @@ fn PromptView(p: PromptDetail, admin: Signal<bool>, version: RwSignal<u32>) -> i
         </div>
         <Show when=move || admin.get()>
             <div class="form-actions">
-                <button
-                    class="btn"
-                    type="button"
-                    data-testid="new-version"
-                    aria-expanded=move || editing.get().to_string()
-                    on:click=move |_| editing.update(|e| *e = !*e)
-                >
-                    "New version"
-                </button>
+                <ToggleButton label="New version" testid="new-version" open=editing />
                 <ConfirmButton
                     label="Delete"
                     testid="delete-prompt"

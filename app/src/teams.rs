@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::widgets::{
     error_field, query_page, spend_of, watch, AdminPage, ConfirmButton, ErrorBox, Field, LastError,
-    Pager,
+    Pager, SearchForm,
 };
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -120,8 +120,7 @@ fn TeamsBody() -> impl IntoView {
         move || (page.get(), search.get(), version.get()),
         |(page, search, _)| list_teams(page, search),
     );
-    let me = crate::widgets::use_me();
-    let admin = move || me.get().and_then(|m| m.ok()).is_some_and(|m| m.admin);
+    let admin = crate::widgets::is_admin();
     view! {
         <div class="page-header">
             <div>
@@ -129,21 +128,16 @@ fn TeamsBody() -> impl IntoView {
                 <p class="muted">"Groups of users sharing a budget, models and team admins."</p>
             </div>
         </div>
-        <Show when=admin>
+        <Show when=move || admin.get()>
             <NewTeamForm version />
         </Show>
-        <form class="toolbar" method="get" action="/ui/teams" role="search">
-            <label class="visually-hidden" for="team-search">"Search teams"</label>
-            <input
-                id="team-search"
-                class="filter"
-                type="search"
-                name="q"
-                placeholder="Search by name or id"
-                value=move || search.get()
-            />
-            <button class="btn" type="submit">"Search"</button>
-        </form>
+        <SearchForm
+            action="/ui/teams"
+            id="team-search"
+            label="Search teams"
+            placeholder="Search by name or id"
+            value=search
+        />
         <Transition fallback=|| view! { <p class="muted loading">"Loading teams…"</p> }>
             {move || teams.get().map(|r| match r {
                 Err(e) => view! { <ErrorBox error=e /> }.into_any(),

@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::widgets::{
-    error_field, query_page, query_param, short_time, spend_of, watch, AdminPage, ConfirmButton,
-    ErrorBox, Field, LastError, Pager,
+    error_field, is_admin, query_page, query_param, short_time, spend_of, watch, AdminPage,
+    ConfirmButton, ErrorBox, Field, LastError, Pager, SearchForm, ToggleButton,
 };
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -146,8 +146,7 @@ fn UsersBody() -> impl IntoView {
         move || (page.get(), email.get(), version.get()),
         |(page, email, _)| list_users(page, email),
     );
-    let me = crate::widgets::use_me();
-    let admin = move || me.get().and_then(|m| m.ok()).is_some_and(|m| m.admin);
+    let admin = is_admin();
     view! {
         <div class="page-header">
             <div>
@@ -155,21 +154,16 @@ fn UsersBody() -> impl IntoView {
                 <p class="muted">"People with access: their role, budget and spend."</p>
             </div>
         </div>
-        <Show when=admin>
+        <Show when=move || admin.get()>
             <NewUserForm version />
         </Show>
-        <form class="toolbar" method="get" action="/ui/users" role="search">
-            <label class="visually-hidden" for="user-search">"Search users"</label>
-            <input
-                id="user-search"
-                class="filter"
-                type="search"
-                name="q"
-                placeholder="Search by email"
-                value=move || email.get()
-            />
-            <button class="btn" type="submit">"Search"</button>
-        </form>
+        <SearchForm
+            action="/ui/users"
+            id="user-search"
+            label="Search users"
+            placeholder="Search by email"
+            value=email
+        />
         <Transition fallback=|| view! { <p class="muted loading">"Loading users…"</p> }>
             {move || {
                 users.get().map(|r| match r {
@@ -255,15 +249,7 @@ fn UserRowView(u: UserRow, version: RwSignal<u32>) -> impl IntoView {
             <td class="small mono">{if u.teams.is_empty() { "—".into() } else { u.teams.join(", ") }}</td>
             <td class="small">{u.created_at.as_deref().map(short_time).unwrap_or_default()}</td>
             <td class="actions">
-                <button
-                    class="btn"
-                    type="button"
-                    data-testid="edit-user"
-                    aria-expanded=move || editing.get().to_string()
-                    on:click=move |_| editing.update(|e| *e = !*e)
-                >
-                    "Edit"
-                </button>
+                <ToggleButton label="Edit" testid="edit-user" open=editing />
                 <ConfirmButton
                     label="Delete"
                     testid="delete-user"

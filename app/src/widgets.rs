@@ -13,6 +13,64 @@ pub fn use_me() -> MeResource {
     expect_context::<MeResource>()
 }
 
+/// Whether the signed-in caller may change things (admins; not viewers).
+pub fn is_admin() -> Signal<bool> {
+    let me = use_me();
+    Signal::derive(move || me.get().and_then(|m| m.ok()).is_some_and(|m| m.admin))
+}
+
+/// A page's search: a plain GET form (`?q=`), so it works before (or
+/// without) the wasm bundle. `children` are further fields before the box.
+#[component]
+pub fn SearchForm(
+    /// The page's address, e.g. "/ui/keys".
+    action: &'static str,
+    /// The input's id, for its label.
+    id: &'static str,
+    label: &'static str,
+    placeholder: &'static str,
+    /// The search in the address.
+    value: Memo<String>,
+    #[prop(default = "Search")] button: &'static str,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
+    view! {
+        <form class="toolbar" method="get" action=action role="search">
+            {children.map(|c| c())}
+            <label class="visually-hidden" for=id>{label}</label>
+            <input
+                id=id
+                class="filter"
+                type="search"
+                name="q"
+                placeholder=placeholder
+                value=move || value.get()
+            />
+            <button class="btn" type="submit">{button}</button>
+        </form>
+    }
+}
+
+/// A button that opens and closes something (an edit row, a form).
+#[component]
+pub fn ToggleButton(
+    label: &'static str,
+    testid: &'static str,
+    open: RwSignal<bool>,
+) -> impl IntoView {
+    view! {
+        <button
+            class="btn"
+            type="button"
+            data-testid=testid
+            aria-expanded=move || open.get().to_string()
+            on:click=move |_| open.update(|o| *o = !*o)
+        >
+            {label}
+        </button>
+    }
+}
+
 /// Shows `children` to callers who may read everything; others get a 403
 /// page (and the server functions behind the page refuse them too).
 #[component]

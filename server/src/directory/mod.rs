@@ -79,7 +79,7 @@ pub struct TeamEntry {
     pub spend: Arc<SpendCell>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct KeyEntry {
     pub record: KeyRecord,
     pub spend: Arc<SpendCell>,
@@ -370,10 +370,7 @@ impl Directory {
                     let spend = self.cell(SpendKind::User, &u.user_id);
                     fresh(&spend, before.is_some(), u.spend);
                     if let Some(old) = before.as_ref().and_then(|b| b.record.user_email.as_ref()) {
-                        let old = old.to_ascii_lowercase();
-                        if s.users_by_email.get(&old) == Some(&u.user_id) {
-                            s.users_by_email.remove(&old);
-                        }
+                        unindex(&mut s.users_by_email, &old.to_ascii_lowercase(), &u.user_id);
                     }
                     if let Some(e) = &u.user_email {
                         s.users_by_email
@@ -420,9 +417,7 @@ impl Directory {
                     let spend = self.cell(SpendKind::Key, &k.token);
                     fresh(&spend, before.is_some(), k.spend);
                     if let Some(old) = before.as_ref().and_then(|b| b.record.key_alias.as_ref()) {
-                        if s.key_aliases.get(old) == Some(&k.token) {
-                            s.key_aliases.remove(old);
-                        }
+                        unindex(&mut s.key_aliases, old, &k.token);
                     }
                     if let Some(a) = &k.key_alias {
                         s.key_aliases.insert(a.clone(), k.token.clone());
@@ -442,9 +437,7 @@ impl Directory {
                 Change::DeleteKey(token) => {
                     if let Some(old) = s.keys.remove(*token) {
                         if let Some(a) = &old.record.key_alias {
-                            if s.key_aliases.get(a).map(String::as_str) == Some(*token) {
-                                s.key_aliases.remove(a);
-                            }
+                            unindex(&mut s.key_aliases, a, token);
                         }
                     }
                 }
@@ -644,14 +637,16 @@ fn relink(
     set: impl Fn(&mut KeyEntry),
 ) {
     for k in keys.values_mut().filter(|k| which(k)) {
-        let mut e = KeyEntry {
-            record: k.record.clone(),
-            spend: Arc::clone(&k.spend),
-            user: k.user.clone(),
-            team: k.team.clone(),
-        };
+        let mut e = KeyEntry::clone(k);
         set(&mut e);
         *k = Arc::new(e);
+    }
+}
+
+/// Removes `name` from an index (aliases, emails) when it still points at `owner`.
+fn unindex(index: &mut HashMap<String, String>, name: &str, owner: &str) {
+    if index.get(name).is_some_and(|o| o == owner) {
+        index.remove(name);
     }
 }
 

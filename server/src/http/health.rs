@@ -76,10 +76,15 @@ pub(crate) async fn health(
         })
         .await;
         if report.results.is_empty() {
-            let (field, what) = match (&q.model_id, &q.model) {
-                (Some(id), _) => ("model_id", format!("No deployment has the id {id:?}")),
-                (None, Some(m)) => ("model", format!("No model group is named {m:?}")),
-                (None, None) => unreachable!(),
+            let (field, what) = match &q.model_id {
+                Some(id) => ("model_id", format!("No deployment has the id {id:?}")),
+                None => (
+                    "model",
+                    format!(
+                        "No model group is named {:?}",
+                        q.model.as_deref().unwrap_or_default()
+                    ),
+                ),
             };
             return Err(ApiError::bad_request(what).param(field));
         }

@@ -26,6 +26,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The guardrails a key's or team's settings turn on: `guardrails`, and
+/// `metadata.guardrails` as LiteLLM also reads.
+pub fn named_in(s: &crate::directory::records::Settings) -> impl Iterator<Item = &str> {
+    let meta: &[Value] = match s.metadata.get("guardrails") {
+        Some(Value::Array(a)) => a,
+        _ => &[],
+    };
+    s.guardrails
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .chain(meta.iter().filter_map(Value::as_str))
+}
+
 pub use stream::{bedrock_windows, StreamGuard, WindowTrail};
 
 /// A guardrail stopped the call: it refused the text, or (`unavailable`) it
@@ -148,10 +162,7 @@ impl Guardrails {
     pub fn select(&self, asked: &[String], key: Option<&KeyEntry>) -> Result<Active, String> {
         let mut names: Vec<String> = asked.to_vec();
         let mut attached = |s: &crate::directory::records::Settings| {
-            names.extend(s.guardrails.iter().flatten().cloned());
-            if let Some(Value::Array(a)) = s.metadata.get("guardrails") {
-                names.extend(a.iter().filter_map(Value::as_str).map(str::to_string));
-            }
+            names.extend(named_in(s).map(str::to_string));
         };
         if let Some(k) = key {
             attached(&k.record.settings);
@@ -162,11 +173,7 @@ impl Guardrails {
         let mut list: Vec<Arc<Guardrail>> =
             self.list.iter().filter(|g| g.default_on).cloned().collect();
         for n in &names {
-            let Some(g) = self
-                .list
-                .iter()
-                .find(|g| &g.name == n || g.bedrock_id() == Some(n.as_str()))
-            else {
+            let Some(g) = self.list.iter().find(|g| g.answers_to(n)) else {
                 let known: Vec<&str> = self.list.iter().map(|g| g.name.as_str()).collect();
                 return Err(if known.is_empty() {
                     format!("Unknown guardrail {n:?}: no guardrails are configured.")
@@ -380,7 +387,12 @@ impl Guardrail {
         }
     }
 
-    pub fn bedrock_id(&self) -> Option<&str> {
+    /// Whether `name` names this guardrail (its name, or its Bedrock id).
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name == name || self.bedrock_id() == Some(name)
+    }
+
+    fn bedrock_id(&self) -> Option<&str> {
         match &self.engine {
             Engine::Bedrock(b) => Some(b.identifier()),
             Engine::Content(_) => None,

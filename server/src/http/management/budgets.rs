@@ -78,7 +78,8 @@ impl Budget {
             "soft_budget": self.soft_budget,
             "budget_duration": self.duration,
             "budget_reset_at": crate::directory::records::iso_opt(self.reset_at),
-            "used": if self.used().is_finite() { self.used() } else { 1.0 },
+            // A limit of zero is full however little was spent.
+            "used": Some(self.used()).filter(|u| u.is_finite()).unwrap_or(1.0),
         })
     }
 }
@@ -186,11 +187,7 @@ async fn list(
                 .param("kind")
         })?),
     };
-    let search = q
-        .search
-        .as_deref()
-        .map(|s| s.trim().to_lowercase())
-        .filter(|s| !s.is_empty());
+    let search = search_term(q.search.as_deref());
     let snap = state.directory.snapshot();
     let all: Vec<Budget> = budgets(&state, &auth, &snap)
         .into_iter()
@@ -201,21 +198,12 @@ async fn list(
             })
         })
         .collect();
-    let (page, size) = page(q.page, q.page_size, 50);
-    let total = all.len() as u64;
-    let rows: Vec<Value> = all
-        .iter()
-        .skip(((page - 1) * size) as usize)
-        .take(size as usize)
-        .map(Budget::view)
-        .collect();
-    Ok(json(serde_json::json!({
-        "budgets": rows,
-        "total": total,
-        "page": page,
-        "page_size": size,
-        "total_pages": total.div_ceil(size),
-    })))
+    Ok(paged(
+        "budgets",
+        &all,
+        page(q.page, q.page_size, 50),
+        Budget::view,
+    ))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! (`attached`).
 
 use super::*;
+use crate::gateway::guardrails::{named_in, Guardrail};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -20,20 +21,9 @@ pub fn routes() -> Router<SharedState> {
 /// How many keys or teams `attached` names by name (the counts are whole).
 const ATTACHED_SHOWN: usize = 20;
 
-/// The guardrails a key's or team's settings turn on (`guardrails`, or
-/// `metadata.guardrails` as LiteLLM also reads).
-fn names_in(s: &Settings) -> impl Iterator<Item = &str> {
-    let listed = s.guardrails.iter().flatten().map(String::as_str);
-    let meta = match s.metadata.get("guardrails") {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
-    listed.chain(meta)
-}
-
-/// The keys and teams that turn on the guardrail `name` (or its Bedrock id).
-fn attached(snap: &Snapshot, name: &str, bedrock_id: Option<&str>) -> Value {
-    let hit = |s: &Settings| names_in(s).any(|n| n == name || Some(n) == bedrock_id);
+/// The keys and teams that turn on the guardrail `g`.
+fn attached(snap: &Snapshot, g: &Guardrail) -> Value {
+    let hit = |s: &Settings| named_in(s).any(|n| g.answers_to(n));
     let mut keys: Vec<(&str, String)> = snap
         .keys
         .values()
@@ -95,7 +85,7 @@ async fn list(
                 },
             });
             if let Some(snap) = &snap {
-                v["attached"] = attached(snap, &g.name, g.bedrock_id());
+                v["attached"] = attached(snap, g);
             }
             v
         })

@@ -445,11 +445,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     gate(&auth, Access::Read)?;
-    let search = q
-        .search
-        .as_deref()
-        .map(|s| s.trim().to_lowercase())
-        .filter(|s| !s.is_empty());
+    let search = search_term(q.search.as_deref());
     let snap = state.directory.snapshot();
     let mut keys: Vec<&Arc<KeyEntry>> = snap
         .keys

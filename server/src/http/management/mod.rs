@@ -284,3 +284,33 @@ fn page(page: Option<u64>, size: Option<u64>, default: u64) -> (u64, u64) {
         size.unwrap_or(default).clamp(1, 1000),
     )
 }
+
+/// Page `page` (of `size`) of `items`, as the paged lists answer:
+/// `{<name>: [...], total, page, page_size, total_pages}`. Only the page's
+/// items are viewed.
+fn paged<T>(
+    name: &str,
+    items: &[T],
+    (page, size): (u64, u64),
+    view: impl Fn(&T) -> Value,
+) -> axum::response::Response {
+    let total = items.len() as u64;
+    let rows: Vec<Value> = items
+        .iter()
+        .skip(((page - 1) * size) as usize)
+        .take(size as usize)
+        .map(view)
+        .collect();
+    let mut out = Map::new();
+    out.insert(name.into(), Value::Array(rows));
+    out.insert("total".into(), total.into());
+    out.insert("page".into(), page.into());
+    out.insert("page_size".into(), size.into());
+    out.insert("total_pages".into(), total.div_ceil(size).into());
+    json(Value::Object(out))
+}
+
+/// A `search` parameter, trimmed and lower-cased; none when blank.
+fn search_term(s: Option<&str>) -> Option<String> {
+    s.map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty())
+}

@@ -175,11 +175,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     reader_of_all(&auth, "list prompts")?;
-    let search = q
-        .search
-        .as_deref()
-        .map(|s| s.trim().to_lowercase())
-        .filter(|s| !s.is_empty());
+    let search = search_term(q.search.as_deref());
     let snap = state.directory.snapshot();
     let mut prompts: Vec<&Arc<PromptRecord>> = snap
         .prompts
@@ -198,30 +194,16 @@ async fn list(
             .cmp(&a.created_at)
             .then(a.prompt_id.cmp(&b.prompt_id))
     });
-    let total = prompts.len() as u64;
-    let paged = q.page.is_some() || q.page_size.is_some();
-    let (page, size) = if paged {
+    let pages = if q.page.is_some() || q.page_size.is_some() {
         page(q.page, q.page_size, 50)
     } else {
-        (1, total.max(1))
+        (1, (prompts.len() as u64).max(1))
     };
-    let data: Vec<Value> = prompts
-        .iter()
-        .skip(((page - 1) * size) as usize)
-        .take(size as usize)
-        .map(|p| {
-            let mut v = p.view();
-            v["versions"] = serde_json::json!(snap.prompts.get(&p.prompt_id).map_or(0, Vec::len));
-            v
-        })
-        .collect();
-    Ok(json(serde_json::json!({
-        "prompts": data,
-        "total": total,
-        "page": page,
-        "page_size": size,
-        "total_pages": total.div_ceil(size),
-    })))
+    Ok(paged("prompts", &prompts, pages, |p| {
+        let mut v = p.view();
+        v["versions"] = serde_json::json!(snap.prompts.get(&p.prompt_id).map_or(0, Vec::len));
+        v
+    }))
 }
 
 #[derive(Deserialize)]
@@ -238,6 +220,25 @@ fn versions<'s>(
         .ok_or_else(|| ApiError::not_found(format!("No prompt with id {id}")))
 }
 
+/// The version `version` of a prompt (the latest when none is asked for).
+fn version_of<'s>(
+    all: &'s [Arc<PromptRecord>],
+    id: &str,
+    version: Option<i64>,
+) -> Result<&'s Arc<PromptRecord>, ApiError> {
+    match version {
+        None => all.last(),
+        Some(v) => all.iter().find(|p| p.version == v),
+    }
+    .ok_or_else(|| {
+        let what = match version {
+            Some(v) => format!("Prompt {id} has no version {v}"),
+            None => format!("Prompt {id} has no versions"),
+        };
+        ApiError::not_found(what).param("version")
+    })
+}
+
 async fn read(
     State(state): State<SharedState>,
     Extension(auth): Extension<AuthContext>,
@@ -247,11 +248,7 @@ async fn read(
     reader_of_all(&auth, "read prompts")?;
     let snap = state.directory.snapshot();
     let all = versions(&snap, &id)?;
-    let p = match q.version {
-        None => all.last(),
-        Some(v) => all.iter().find(|p| p.version == v),
-    }
-    .ok_or_else(|| ApiError::not_found(format!("Prompt {id} has no version {:?}", q.version)))?;
+    let p = version_of(all, &id, q.version)?;
     let mut v = p.view();
     v["versions"] = serde_json::json!(all.iter().map(|p| p.version).collect::<Vec<_>>());
     Ok(json(v))
@@ -359,17 +356,7 @@ async fn render(
     }
     let snap = state.directory.snapshot();
     let all = versions(&snap, &id)?;
-    let p = match version {
-        None => all.last(),
-        Some(v) => all.iter().find(|p| p.version == v),
-    }
-    .ok_or_else(|| {
-        ApiError::not_found(format!(
-            "Prompt {id} has no version {}",
-            version.unwrap_or(0)
-        ))
-        .param("version")
-    })?;
+    let p = version_of(all, &id, version)?;
     let (messages, missing) = crate::gateway::prompts::preview(&p.template, &vars);
     Ok(json(serde_json::json!({
         "id": p.prompt_id,

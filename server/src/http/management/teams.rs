@@ -365,11 +365,7 @@ async fn list_paged(
 ) -> Result<Response, ApiError> {
     gate(&auth, Access::Read)?;
     let snap = state.directory.snapshot();
-    let search = q
-        .team_alias
-        .as_deref()
-        .map(|s| s.trim().to_lowercase())
-        .filter(|s| !s.is_empty());
+    let search = search_term(q.team_alias.as_deref());
     let name = |t: &TeamEntry| {
         t.record
             .team_alias
@@ -390,21 +386,12 @@ async fn list_paged(
         a.0.cmp(&b.0)
             .then_with(|| a.1.record.team_id.cmp(&b.1.record.team_id))
     });
-    let (page, size) = page(q.page, q.page_size, 25);
-    let total = teams.len() as u64;
-    let rows: Vec<Value> = teams
-        .iter()
-        .skip(((page - 1) * size) as usize)
-        .take(size as usize)
-        .map(|(_, t)| listed_view(t, &snap))
-        .collect();
-    Ok(json(serde_json::json!({
-        "teams": rows,
-        "total": total,
-        "page": page,
-        "page_size": size,
-        "total_pages": total.div_ceil(size),
-    })))
+    Ok(paged(
+        "teams",
+        &teams,
+        page(q.page, q.page_size, 25),
+        |(_, t)| listed_view(t, &snap),
+    ))
 }
 
 async fn member_add(

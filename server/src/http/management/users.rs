@@ -449,21 +449,9 @@ async fn list(
             .cmp(&a.record.created_at)
             .then_with(|| a.record.user_id.cmp(&b.record.user_id))
     });
-    let (page, size) = page(q.page, q.page_size, 25);
-    let total = users.len() as u64;
-    let items: Vec<Value> = users
-        .iter()
-        .skip(((page - 1) * size) as usize)
-        .take(size as usize)
-        .map(|u| with_spend(u.record.view(), u.spend.total()))
-        .collect();
-    Ok(json(serde_json::json!({
-        "users": items,
-        "total": total,
-        "page": page,
-        "page_size": size,
-        "total_pages": total.div_ceil(size),
-    })))
+    Ok(paged("users", &users, page(q.page, q.page_size, 25), |u| {
+        with_spend(u.record.view(), u.spend.total())
+    }))
 }
 
 /// The user an OIDC sign-in is for: the user whose id is the token's subject;
