@@ -54,6 +54,21 @@ pub struct DeploymentView {
     pub rpm: Option<u64>,
     #[serde(default)]
     pub tpm: Option<u64>,
+    /// What a call costs and how much it may read: the deployment's own
+    /// `model_info` where it sets them, else the bundled price table's.
+    #[serde(default)]
+    pub pricing: Pricing,
+    /// Only what the deployment's own `model_info` sets (what the form edits).
+    #[serde(default)]
+    pub own_pricing: Pricing,
+}
+
+/// A model's prices (USD per token) and context window (tokens).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct Pricing {
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    pub max_input_tokens: Option<u64>,
 }
 
 /// A public model name (what clients send as `model`) and its deployments.
@@ -68,16 +83,79 @@ impl ModelGroupView {
     /// model name, or on any deployment's provider or upstream model.
     /// A blank query matches everything.
     pub fn matches(&self, query: &str) -> bool {
-        let query = query.trim().to_lowercase();
-        if query.is_empty() {
-            return true;
+        let words = self
+            .deployments
+            .iter()
+            .flat_map(|d| [d.provider.as_str(), d.model.as_str()]);
+        model_matches(query, &self.model_name, words)
+    }
+}
+
+/// The model filter's rule (see [`ModelGroupView::matches`]) over a group's
+/// name and its deployments' providers and upstream models, so a server can
+/// filter before it builds any view.
+pub fn model_matches<'a>(
+    query: &str,
+    name: &str,
+    words: impl IntoIterator<Item = &'a str>,
+) -> bool {
+    let query = query.trim().to_lowercase();
+    if query.is_empty() {
+        return true;
+    }
+    let hit = |s: &str| s.to_lowercase().contains(&query);
+    hit(name) || words.into_iter().any(hit)
+}
+
+/// One page of the model groups that match a filter.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct ModelGroupPage {
+    pub groups: Vec<ModelGroupView>,
+    /// How many groups match the filter (over all pages).
+    pub matching: u64,
+    /// How many groups there are.
+    pub total: u64,
+    pub page: u64,
+    pub pages: u64,
+}
+
+/// Model groups per page of `/ui/models`.
+pub const MODEL_GROUPS_PER_PAGE: u64 = 50;
+
+impl ModelGroupPage {
+    /// Page `page` (from 1, past the end: the last) of the `items` that
+    /// `keep` keeps, each made a view only if it is on that page.
+    pub fn of<T>(
+        items: impl Iterator<Item = T>,
+        keep: impl Fn(&T) -> bool,
+        view: impl Fn(T) -> ModelGroupView,
+        page: u64,
+        page_size: u64,
+    ) -> Self {
+        let size = page_size.max(1);
+        let (mut total, mut kept) = (0u64, Vec::new());
+        for item in items {
+            total += 1;
+            if keep(&item) {
+                kept.push(item);
+            }
         }
-        let hit = |s: &str| s.to_lowercase().contains(&query);
-        hit(&self.model_name)
-            || self
-                .deployments
-                .iter()
-                .any(|d| hit(&d.provider) || hit(&d.model))
+        let matching = kept.len() as u64;
+        let pages = matching.div_ceil(size).max(1);
+        let page = page.clamp(1, pages);
+        let groups = kept
+            .into_iter()
+            .skip(((page - 1) * size) as usize)
+            .take(size as usize)
+            .map(view)
+            .collect();
+        Self {
+            groups,
+            matching,
+            total,
+            page,
+            pages,
+        }
     }
 }
 
@@ -116,8 +194,9 @@ pub struct Me {
 /// `server/src/ui.rs`).
 #[cfg(feature = "ssr")]
 pub trait ConsoleBackend: Send + Sync + 'static {
-    /// Every configured model group with its deployments and their health.
-    fn model_groups(&self) -> Vec<ModelGroupView>;
+    /// A page of the configured model groups that match `query` (see
+    /// [`model_matches`]), with their deployments and their health.
+    fn model_groups(&self, query: &str, page: u64, page_size: u64) -> ModelGroupPage;
 
     /// The single sign-on the console offers ("Okta", "SSO"), if any.
     fn sso_name(&self) -> Option<String> {
@@ -267,7 +346,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
 /// Lists the model groups. Served at `POST /ui/api/list_model_groups`
 /// (stable path: the endpoint is given, so no hash is appended).
 #[server(prefix = "/ui/api", endpoint = "list_model_groups")]
-pub async fn list_model_groups() -> Result<Vec<ModelGroupView>, ServerFnError> {
+pub async fn list_model_groups(query: String, page: u64) -> Result<ModelGroupPage, ServerFnError> {
     let backend = backend()?;
     if let Some(parts) = use_context::<http::request::Parts>() {
         // Deployments, their addresses and errors are for admins.
@@ -275,7 +354,7 @@ pub async fn list_model_groups() -> Result<Vec<ModelGroupView>, ServerFnError> {
             return Err(ServerFnError::new("Only admins can see this."));
         }
     }
-    Ok(backend.model_groups())
+    Ok(backend.model_groups(&query, page, MODEL_GROUPS_PER_PAGE))
 }
 
 /// The single sign-on the sign-in page offers ("Okta", "SSO"), if any.
@@ -310,6 +389,8 @@ mod tests {
                 litellm_model: "azure/gpt-4o-2024-08-06".into(),
                 rpm: None,
                 tpm: None,
+                pricing: Pricing::default(),
+                own_pricing: Pricing::default(),
             }],
         }
     }
@@ -323,6 +404,33 @@ mod tests {
         assert!(g.matches("Azure"));
         assert!(g.matches("2024-08"));
         assert!(!g.matches("claude"));
+    }
+
+    #[test]
+    fn model_pages_count_filter_and_clamp() {
+        let named = |n: u32| {
+            let mut g = group();
+            g.model_name = format!("m{n:03}");
+            g
+        };
+        let all = || (1..=120).map(named);
+        let p = ModelGroupPage::of(all(), |_| true, |g| g, 2, 50);
+        assert_eq!((p.matching, p.total, p.page, p.pages), (120, 120, 2, 3));
+        assert_eq!(
+            p.groups.first().map(|g| g.model_name.as_str()),
+            Some("m051")
+        );
+        assert_eq!(p.groups.len(), 50);
+        // Past the end: the last page. A filter counts only what it keeps.
+        let p = ModelGroupPage::of(all(), |g| g.matches("m1"), |g| g, 9, 50);
+        assert_eq!((p.matching, p.total, p.page, p.pages), (21, 120, 1, 1));
+        assert_eq!(p.groups.last().map(|g| g.model_name.as_str()), Some("m120"));
+        // Nothing kept: one empty page.
+        let p = ModelGroupPage::of(all(), |g| g.matches("claude"), |g| g, 1, 50);
+        assert_eq!(
+            (p.matching, p.total, p.page, p.pages, p.groups.len()),
+            (0, 120, 1, 1, 0)
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::api::field_error;
 use crate::api::split_error;
 use crate::widgets::{
     copy_to_clipboard, error_field, is_admin, query_page, query_param, short_time, spend_of, watch,
-    ConfirmButton, ErrorBox, Field, LastError, Pager, SearchForm,
+    ConfirmButton, ErrorBox, Field, LastError, Owner, Pager, SearchForm,
 };
 use crate::TopBar;
 
@@ -24,6 +24,9 @@ pub struct KeyRow {
     pub key_name: String,
     #[serde(default)]
     pub user_id: Option<String>,
+    /// The owner's email, when the owner has one.
+    #[serde(default)]
+    pub user_email: Option<String>,
     #[serde(default)]
     pub team_id: Option<String>,
     #[serde(default)]
@@ -576,7 +579,9 @@ fn KeyRowView(
                 <br />
                 <code class="muted small">{k.key_name.clone()}</code>
             </td>
-            <td class="mono small">{k.user_id.clone().unwrap_or_else(|| "—".into())}</td>
+            <td class="small" data-testid="key-owner">
+                <Owner email=k.user_email.clone() id=k.user_id.clone() />
+            </td>
             <td class="mono small">{k.team_id.clone().unwrap_or_else(|| "—".into())}</td>
             <td class="num">{spend_of(k.spend, k.max_budget)}</td>
             <td class="small">

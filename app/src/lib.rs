@@ -32,7 +32,8 @@ pub use api::ApiFuture;
 #[cfg(feature = "ssr")]
 pub use api::ConsoleBackend;
 pub use api::{
-    list_model_groups, ApiRefusal, DeploymentView, Health, ListModelGroups, Me, ModelGroupView,
+    list_model_groups, model_matches, ApiRefusal, DeploymentView, Health, ListModelGroups, Me,
+    ModelGroupPage, ModelGroupView, Pricing,
 };
 
 /// Where the console sends people by default (after sign-in, from `/ui`).

@@ -6,7 +6,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use crate::widgets::{money, short_time, thousands, ErrorBox};
+use crate::widgets::{money, short_time, thousands, ErrorBox, Owner};
 use crate::TopBar;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -60,6 +60,8 @@ pub struct LogRow {
     pub error: Option<String>,
     #[serde(default)]
     pub key_alias: Option<String>,
+    #[serde(default)]
+    pub user_email: Option<String>,
 }
 
 /// The filters of the log page, as typed (all optional).
@@ -81,15 +83,26 @@ pub struct LogPage {
     pub rows: Vec<LogRow>,
     /// The cursor of the next (older) page, if there is one.
     pub next: Option<String>,
+    /// The cursor of the previous (newer) page, if this is not the newest.
+    pub newer: Option<String>,
+}
+
+/// Where a page of the log starts: at the newest row, after a cursor
+/// (older rows) or before one (newer rows).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum LogCursor {
+    Newest,
+    After(String),
+    Before(String),
 }
 
 #[cfg(feature = "ssr")]
 const PAGE_ROWS: usize = 50;
 
 #[server(prefix = "/ui/api", endpoint = "list_logs")]
-pub async fn list_logs(filter: LogFilter, after: String) -> Result<LogPage, ServerFnError> {
+pub async fn list_logs(filter: LogFilter, at: LogCursor) -> Result<LogPage, ServerFnError> {
     use crate::api::{call_api, decode, field_error};
-    let mut q = vec![format!("limit={}", PAGE_ROWS + 1)];
+    let mut q = vec![];
     let mut push = |k: &str, v: &str| {
         let v = v.trim();
         if !v.is_empty() {
@@ -118,25 +131,58 @@ pub async fn list_logs(filter: LogFilter, after: String) -> Result<LogPage, Serv
     push("status", &filter.status);
     push("start_date", &filter.start);
     push("end_date", &filter.end);
-    push("after", &after);
     // With both dates the API would answer a daily summary: rows are wanted.
     if !filter.start.trim().is_empty() && !filter.end.trim().is_empty() {
         push("summarize", "false");
     }
-    let v = call_api(
-        http::Method::GET,
-        format!("/spend/logs?{}", q.join("&")),
-        None,
-    )
-    .await?;
-    let mut rows: Vec<LogRow> = decode(v)?;
-    let next = if rows.len() > PAGE_ROWS {
-        rows.truncate(PAGE_ROWS);
-        rows.last().map(|r| r.cursor.clone())
-    } else {
-        None
+    // One row more than a page tells whether there is another page that way.
+    let read = |cursor: Option<(&str, &str)>| {
+        let mut q = q.clone();
+        q.push(format!("limit={}", PAGE_ROWS + 1));
+        if let Some((name, c)) = cursor {
+            q.push(format!("{name}={}", crate::urlencode(c)));
+        }
+        async move {
+            let v = call_api(
+                http::Method::GET,
+                format!("/spend/logs?{}", q.join("&")),
+                None,
+            )
+            .await?;
+            decode::<Vec<LogRow>>(v)
+        }
     };
-    Ok(LogPage { rows, next })
+    let newest = |mut rows: Vec<LogRow>, newer: Option<String>| {
+        let next = (rows.len() > PAGE_ROWS).then(|| {
+            rows.truncate(PAGE_ROWS);
+            rows.last().map(|r| r.cursor.clone()).unwrap_or_default()
+        });
+        LogPage { rows, next, newer }
+    };
+    Ok(match at {
+        LogCursor::Newest => newest(read(None).await?, None),
+        LogCursor::After(c) => {
+            let rows = read(Some(("after", &c))).await?;
+            let newer = rows.first().map(|r| r.cursor.clone());
+            newest(rows, newer)
+        }
+        LogCursor::Before(c) => {
+            let mut rows = read(Some(("before", &c))).await?;
+            if rows.len() > PAGE_ROWS {
+                // Newest first: the extra row is the first one.
+                rows.remove(0);
+                let newer = rows.first().map(|r| r.cursor.clone());
+                LogPage {
+                    next: Some(c),
+                    rows,
+                    newer,
+                }
+            } else {
+                // Back at the top: the newest page, full.
+                newest(read(None).await?, None)
+            }
+        }
+    })
 }
 
 #[component]
@@ -151,14 +197,20 @@ pub fn LogsPage() -> impl IntoView {
         start: get("start"),
         end: get("end"),
     });
-    let after = Memo::new(move |_| get("after"));
-    let logs = Resource::new(
-        move || (filter.get(), after.get()),
-        |(f, a)| list_logs(f, a),
-    );
+    let at = Memo::new(move |_| {
+        let (after, before) = (get("after"), get("before"));
+        if !after.is_empty() {
+            LogCursor::After(after)
+        } else if !before.is_empty() {
+            LogCursor::Before(before)
+        } else {
+            LogCursor::Newest
+        }
+    });
+    let logs = Resource::new(move || (filter.get(), at.get()), |(f, a)| list_logs(f, a));
     let f0 = filter.get_untracked();
-    // The address of the next page: the filters, and the cursor.
-    let href = move |cursor: Option<&str>| {
+    // The address of another page: the filters, and the cursor.
+    let href = move |cursor: Option<(&str, &str)>| {
         let f = filter.get_untracked();
         let mut parts: Vec<String> = [
             ("key", f.key),
@@ -172,8 +224,8 @@ pub fn LogsPage() -> impl IntoView {
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| format!("{k}={}", crate::urlencode(&v)))
         .collect();
-        if let Some(c) = cursor {
-            parts.push(format!("after={}", crate::urlencode(c)));
+        if let Some((name, c)) = cursor {
+            parts.push(format!("{name}={}", crate::urlencode(c)));
         }
         format!("/ui/logs?{}", parts.join("&"))
     };
@@ -236,8 +288,8 @@ pub fn LogsPage() -> impl IntoView {
                         </div>
                     }.into_any(),
                     Ok(p) => {
-                        let next = p.next.as_deref().map(|c| href(Some(c)));
-                        let first = !after.get_untracked().is_empty();
+                        let next = p.next.as_deref().map(|c| href(Some(("after", c))));
+                        let newer = p.newer.as_deref().map(|c| href(Some(("before", c))));
                         view! {
                             <div class="table-wrap">
                                 <table class="data logs" data-testid="logs-table">
@@ -257,7 +309,10 @@ pub fn LogsPage() -> impl IntoView {
                                 </table>
                             </div>
                             <nav class="pager" aria-label="Pages">
-                                {first.then(|| view! { <a class="btn" href=href(None)>"↑ Newest"</a> })}
+                                {newer.map(|h| view! {
+                                    <a class="btn" href=href(None) data-testid="newest">"↑ Newest"</a>
+                                    <a class="btn" href=h rel="prev" data-testid="newer">"← Newer"</a>
+                                })}
                                 {match next {
                                     Some(h) => view! { <a class="btn" href=h rel="next" data-testid="older">"Older →"</a> }.into_any(),
                                     None => view! { <span class="muted">"End of the log."</span> }.into_any(),
@@ -284,7 +339,9 @@ fn LogRowView(r: LogRow) -> impl IntoView {
             <tr data-testid="log-row" class:failed=!ok>
                 <td class="small">{r.with_value(|r| short_time(&r.start_time))}</td>
                 <td>{model}</td>
-                <td class="small mono">{r.with_value(|r| r.user.clone().unwrap_or_else(|| "—".into()))}</td>
+                <td class="small">
+                    {r.with_value(|r| view! { <Owner email=r.user_email.clone() id=r.user.clone() /> })}
+                </td>
                 <td>
                     {r.with_value(|r| {
                         let code = r.status_code.map(|c| c.to_string()).unwrap_or_default();

@@ -4,13 +4,14 @@
 
 use leptos::{either::Either, prelude::*};
 use leptos_meta::Title;
-use leptos_router::hooks::use_query_map;
+use leptos_router::{hooks::use_navigate, NavigateOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    api::{list_model_groups, DeploymentView, Health, ModelGroupView},
+    api::{list_model_groups, DeploymentView, Health, ModelGroupPage, ModelGroupView, Pricing},
     widgets::{
-        error_field, is_admin, watch, AdminOnly, ConfirmButton, Field, LastError, ToggleButton,
+        error_field, is_admin, query_page, query_param, thousands, watch, AdminOnly, ConfirmButton,
+        Field, LastError, Pager, ToggleButton,
     },
     TopBar,
 };
@@ -27,6 +28,15 @@ pub struct ModelForm {
     pub weight: String,
     pub rpm: String,
     pub tpm: String,
+    /// USD per million input tokens; empty: the bundled price.
+    #[serde(default)]
+    pub input_cost: String,
+    /// USD per million output tokens; empty: the bundled price.
+    #[serde(default)]
+    pub output_cost: String,
+    /// The context window in tokens; empty: the bundled one.
+    #[serde(default)]
+    pub max_input_tokens: String,
 }
 
 impl ModelForm {
@@ -39,6 +49,21 @@ impl ModelForm {
             weight: fmt_weight(d.weight),
             rpm: d.rpm.map(|r| r.to_string()).unwrap_or_default(),
             tpm: d.tpm.map(|t| t.to_string()).unwrap_or_default(),
+            input_cost: d
+                .own_pricing
+                .input_cost_per_token
+                .map(per_million)
+                .unwrap_or_default(),
+            output_cost: d
+                .own_pricing
+                .output_cost_per_token
+                .map(per_million)
+                .unwrap_or_default(),
+            max_input_tokens: d
+                .own_pricing
+                .max_input_tokens
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
         }
     }
 
@@ -82,7 +107,31 @@ impl ModelForm {
         if !self.api_key.trim().is_empty() {
             params.insert("api_key".into(), self.api_key.trim().into());
         }
-        Ok(serde_json::json!({"model_name": name, "litellm_params": params}))
+        // Prices are typed per million tokens and stored per token, as
+        // LiteLLM's model_info has them.
+        let mut info = serde_json::Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                info.insert(k.into(), v);
+            } else if update {
+                info.insert(k.into(), Value::Null);
+            }
+        };
+        for (field, key, typed) in [
+            ("input_cost", "input_cost_per_token", &self.input_cost),
+            ("output_cost", "output_cost_per_token", &self.output_cost),
+        ] {
+            let price = parse_number(field, typed)?;
+            if price.is_some_and(|p| p < 0.0) {
+                return Err(crate::api::field_error(field, "a price cannot be negative"));
+            }
+            put(key, price.map(|p| (p / 1e6).into()));
+        }
+        put(
+            "max_input_tokens",
+            parse_count("max_input_tokens", &self.max_input_tokens)?.map(Into::into),
+        );
+        Ok(serde_json::json!({"model_name": name, "litellm_params": params, "model_info": info}))
     }
 }
 
@@ -155,13 +204,36 @@ pub async fn test_deployment(id: String) -> Result<TestResult, ServerFnError> {
 
 #[component]
 pub fn ModelsPage() -> impl IntoView {
-    // `?q=` pre-fills the filter, so the filter also works as a plain GET
-    // form before (or without) the wasm bundle.
-    let initial = use_query_map().with_untracked(|q| q.get("q").unwrap_or_default());
-    let filter = RwSignal::new(initial.clone());
+    // The filter and the page live in the address (`?q=&page=`): the filter
+    // is also a plain GET form before (or without) the wasm bundle, and the
+    // server filters and pages, so a long list costs one page.
+    let query = query_param("q");
+    let page = query_page();
+    let filter = RwSignal::new(query.get_untracked());
     let version = RwSignal::new(0u32);
-    let groups = Resource::new(move || version.get(), |_| list_model_groups());
+    let groups = Resource::new(
+        move || (query.get(), page.get(), version.get()),
+        |(q, page, _)| list_model_groups(q, page),
+    );
     let admin = is_admin();
+    let navigate = use_navigate();
+    // Typing filters from the first page; the address follows, in place.
+    let set_filter = Callback::new(move |q: String| {
+        filter.set(q.clone());
+        let to = if q.is_empty() {
+            "/ui/models".to_string()
+        } else {
+            format!("/ui/models?q={}", crate::urlencode(&q))
+        };
+        navigate(
+            &to,
+            NavigateOptions {
+                replace: true,
+                scroll: false,
+                ..Default::default()
+            },
+        );
+    });
 
     view! {
             <Title text="Models · Tollgate" />
@@ -206,9 +278,9 @@ pub fn ModelsPage() -> impl IntoView {
                         autocomplete="off"
                         spellcheck="false"
                         data-testid="model-filter"
-                        value=initial.clone()
+                        value=query.get_untracked()
                         prop:value=move || filter.get()
-                        on:input=move |ev| filter.set(event_target_value(&ev))
+                        on:input=move |ev| set_filter.run(event_target_value(&ev))
                     />
                 </form>
                 <Transition fallback=|| {
@@ -231,9 +303,9 @@ pub fn ModelsPage() -> impl IntoView {
                         }
                     }>
                         {move || {
-                            groups
-                                .get()
-                                .map(|res| res.map(|groups| view! { <GroupTable groups filter admin version /> }))
+                            groups.get().map(|res| {
+                                res.map(|p| view! { <GroupTable p query set_filter admin version /> })
+                            })
                         }}
                     </ErrorBoundary>
                 </Transition>
@@ -244,90 +316,75 @@ pub fn ModelsPage() -> impl IntoView {
 
 #[component]
 fn GroupTable(
-    groups: Vec<ModelGroupView>,
-    filter: RwSignal<String>,
+    p: ModelGroupPage,
+    query: Memo<String>,
+    set_filter: Callback<String>,
     admin: Signal<bool>,
     version: RwSignal<u32>,
 ) -> impl IntoView {
-    let total = groups.len();
-    let groups = StoredValue::new(groups);
-    // Indexes of the groups that match the filter.
-    let visible = Memo::new(move |_| {
-        let query = filter.get();
-        groups.with_value(|gs| {
-            gs.iter()
-                .enumerate()
-                .filter(|(_, g)| g.matches(&query))
-                .map(|(i, _)| i)
-                .collect::<Vec<_>>()
-        })
-    });
-    // Separate memo so the table is rebuilt only when it appears/disappears,
-    // not on every keystroke (the rows below follow `visible` themselves).
-    let none_visible = Memo::new(move |_| visible.read().is_empty());
+    let ModelGroupPage {
+        groups,
+        matching,
+        total,
+        page,
+        pages,
+    } = p;
     let noun = if total == 1 {
         "model group"
     } else {
         "model groups"
     };
-
+    let count = format!("{} of {} {noun}", thousands(matching), thousands(total));
+    let body = if total == 0 {
+        view! {
+            <div class="panel empty" data-testid="empty-state">
+                <p>"No model groups are configured."</p>
+            </div>
+        }
+        .into_any()
+    } else if groups.is_empty() {
+        view! {
+            <div class="panel empty" data-testid="empty-state">
+                <p>{format!("No model matches “{}”.", query.get_untracked().trim())}</p>
+                <button class="btn" type="button" on:click=move |_| set_filter.run(String::new())>
+                    "Clear filter"
+                </button>
+            </div>
+        }
+        .into_any()
+    } else {
+        view! {
+            <div class="table-wrap">
+                <table class="models">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Provider"</th>
+                            <th scope="col">"Upstream model"</th>
+                            <th scope="col">"API base"</th>
+                            <th scope="col" class="num">
+                                "Weight"
+                            </th>
+                            <th scope="col">"Price · context"</th>
+                            <th scope="col">"Health"</th>
+                            <th scope="col">"Last error"</th>
+                            <th scope="col">"Actions"</th>
+                        </tr>
+                    </thead>
+                    {groups
+                        .into_iter()
+                        .map(|group| view! { <GroupRows group admin version /> })
+                        .collect_view()}
+                </table>
+            </div>
+            {(pages > 1).then(|| view! { <Pager page pages total=matching noun="model groups" /> })}
+        }
+        .into_any()
+    };
     view! {
         <p class="count muted" data-testid="model-count" aria-live="polite">
-            {move || format!("{} of {total} {noun}", visible.read().len())}
+            {count}
         </p>
-        {move || {
-            if total == 0 {
-                view! {
-                    <div class="panel empty" data-testid="empty-state">
-                        <p>"No model groups are configured."</p>
-                    </div>
-                }
-                .into_any()
-            } else if none_visible.get() {
-                view! {
-                    <div class="panel empty" data-testid="empty-state">
-                        <p>{move || format!("No model matches “{}”.", filter.get().trim())}</p>
-                        <button
-                            class="btn"
-                            type="button"
-                            on:click=move |_| filter.set(String::new())
-                        >
-                            "Clear filter"
-                        </button>
-                    </div>
-                }
-                .into_any()
-            } else {
-                view! {
-                    <div class="table-wrap">
-                        <table class="models">
-                            <thead>
-                                <tr>
-                                    <th scope="col">"Provider"</th>
-                                    <th scope="col">"Upstream model"</th>
-                                    <th scope="col">"API base"</th>
-                                    <th scope="col" class="num">
-                                        "Weight"
-                                    </th>
-                                    <th scope="col">"Health"</th>
-                                    <th scope="col">"Last error"</th>
-                                    <th scope="col">"Actions"</th>
-                                </tr>
-                            </thead>
-                            {move || {
-                                visible
-                                    .get()
-                                    .into_iter()
-                                    .filter_map(|i| groups.with_value(|gs| gs.get(i).cloned()))
-                                    .map(|group| view! { <GroupRows group admin version /> })
-                                    .collect_view()
-                            }}
-                        </table>
-                    </div>
-                }
-                .into_any()
-            }
-        }}
+        {body}
     }
 }
 
@@ -352,7 +409,7 @@ fn GroupRows(group: ModelGroupView, admin: Signal<bool>, version: RwSignal<u32>)
     let rows = if deployments.is_empty() {
         Either::Left(view! {
             <tr>
-                <td colspan="7" class="muted">
+                <td colspan="8" class="muted">
                     "This group has no deployments."
                 </td>
             </tr>
@@ -373,7 +430,7 @@ fn GroupRows(group: ModelGroupView, admin: Signal<bool>, version: RwSignal<u32>)
     view! {
         <tbody class="group" data-testid="model-group" data-model=data_model>
             <tr class="group-head">
-                <th colspan="7" scope="rowgroup">
+                <th colspan="8" scope="rowgroup">
                     <span class="model-name" data-testid="model-name">
                         {model_name}
                     </span>
@@ -403,6 +460,7 @@ fn DeploymentRow(
         last_error,
         weight,
         db_model,
+        pricing,
         ..
     } = d;
     let actions_id = id.clone();
@@ -436,6 +494,9 @@ fn DeploymentRow(
                     {fmt_weight(weight)}
                     {share.map(|s| view! { <span class="share">{s}</span> })}
                 </span>
+            </td>
+            <td data-label="Price · context" class="small" data-testid="pricing">
+                {pricing_text(&pricing)}
             </td>
             <td data-label="Health">
                 <span class=move || format!("badge badge-{}", health.get().as_str()) data-testid="health">
@@ -570,11 +631,23 @@ fn ModelEditor(
     let weight = RwSignal::new(f.weight);
     let rpm = RwSignal::new(f.rpm);
     let tpm = RwSignal::new(f.tpm);
+    let input_cost = RwSignal::new(f.input_cost);
+    let output_cost = RwSignal::new(f.output_cost);
+    let max_input_tokens = RwSignal::new(f.max_input_tokens);
     watch(save.value(), error, move |_| {
         saved.set(true);
         api_key.set(String::new());
         if new {
-            for s in [model_name, model, api_base, rpm, tpm] {
+            for s in [
+                model_name,
+                model,
+                api_base,
+                rpm,
+                tpm,
+                input_cost,
+                output_cost,
+                max_input_tokens,
+            ] {
                 s.set(String::new());
             }
             weight.set("1".into());
@@ -601,6 +674,9 @@ fn ModelEditor(
                         weight: weight.get_untracked(),
                         rpm: rpm.get_untracked(),
                         tpm: tpm.get_untracked(),
+                        input_cost: input_cost.get_untracked(),
+                        output_cost: output_cost.get_untracked(),
+                        max_input_tokens: max_input_tokens.get_untracked(),
                     },
                 });
             }
@@ -619,6 +695,9 @@ fn ModelEditor(
             <Field label="Weight" name="weight" value=weight error_field />
             <Field label="RPM" name="rpm" value=rpm error_field hint="Requests a minute it takes" />
             <Field label="TPM" name="tpm" value=tpm error_field hint="Tokens a minute it takes" />
+            <Field label="Input $ / 1M tokens" name="input_cost" value=input_cost error_field hint="Empty: the bundled price" />
+            <Field label="Output $ / 1M tokens" name="output_cost" value=output_cost error_field hint="Empty: the bundled price" />
+            <Field label="Context window" name="max_input_tokens" value=max_input_tokens error_field hint="Tokens; empty: the bundled one" />
             <div class="form-actions">
                 <button class="btn btn-primary" type="submit" disabled=move || save.pending().get()>
                     {if new { "Add model" } else { "Save" }}
@@ -638,6 +717,31 @@ fn ms(x: f64) -> String {
         format!("{x:.1} ms")
     } else {
         format!("{} ms", crate::widgets::thousands(x.round() as u64))
+    }
+}
+
+/// A price per token as typed per million tokens: 2.5e-6 → "2.5".
+fn per_million(per_token: f64) -> String {
+    let s = format!("{:.4}", per_token * 1e6);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A deployment's prices and context window, in one cell: "$2.5 · $10 / 1M · 128k".
+fn pricing_text(p: &Pricing) -> String {
+    let price = match (p.input_cost_per_token, p.output_cost_per_token) {
+        (None, None) => "no price".to_string(),
+        (i, o) => {
+            let one = |x: Option<f64>| {
+                x.map(|x| format!("${}", per_million(x)))
+                    .unwrap_or("—".into())
+            };
+            format!("{} · {} / 1M", one(i), one(o))
+        }
+    };
+    match p.max_input_tokens {
+        Some(t) if t >= 1000 && t % 1000 == 0 => format!("{price} · {}k", t / 1000),
+        Some(t) => format!("{price} · {}", crate::widgets::thousands(t)),
+        None => price,
     }
 }
 
@@ -669,6 +773,41 @@ mod tests {
         assert_eq!(fmt_weight(0.0), "0");
         assert_eq!(ms(0.44), "0.4 ms");
         assert_eq!(ms(1250.2), "1,250 ms");
+    }
+
+    #[test]
+    fn prices_are_typed_per_million_and_sent_per_token() -> Result<(), ServerFnError> {
+        assert_eq!(per_million(2.5e-6), "2.5");
+        assert_eq!(per_million(1.5e-7), "0.15");
+        let p = Pricing {
+            input_cost_per_token: Some(2.5e-6),
+            output_cost_per_token: Some(1e-5),
+            max_input_tokens: Some(128_000),
+        };
+        assert_eq!(pricing_text(&p), "$2.5 · $10 / 1M · 128k");
+        assert_eq!(pricing_text(&Pricing::default()), "no price");
+        let mut form = ModelForm {
+            model_name: "m".into(),
+            model: "openai/x".into(),
+            input_cost: "2.5".into(),
+            max_input_tokens: "8192".into(),
+            ..Default::default()
+        };
+        let body = form.body(true)?;
+        assert_eq!(body["model_info"]["input_cost_per_token"], 2.5e-6);
+        assert_eq!(body["model_info"]["max_input_tokens"], 8192);
+        // Emptied on an update: removed, so the bundled value applies again.
+        assert!(body["model_info"]["output_cost_per_token"].is_null());
+        assert!(form.body(false)?["model_info"]
+            .get("output_cost_per_token")
+            .is_none());
+        form.output_cost = "-1".into();
+        let e = form
+            .body(false)
+            .err()
+            .map(|e| crate::api::split_error(&e).0);
+        assert_eq!(e, Some(Some("output_cost".to_string())));
+        Ok(())
     }
 
     #[test]

@@ -287,13 +287,15 @@ mod browser {
         Ok(answer)
     }
 
-    /// The answer's cost, once its log is written (a few tries, a second apart).
+    /// The answer's cost, once its log is written. Logs are written in
+    /// batches off the request path, usually within a second; a busy store
+    /// takes longer, so the waits grow (about 30 s in all).
     pub async fn cost_of(request_id: String) -> Option<f64> {
-        for _ in 0..6 {
+        for wait in [250, 500, 1000, 1000, 2000, 2000, 4000, 4000, 8000, 8000] {
+            sleep_ms(wait).await;
             if let Ok(Some(c)) = super::answer_cost(request_id.clone()).await {
                 return Some(c);
             }
-            sleep_ms(500).await;
         }
         None
     }

@@ -379,3 +379,14 @@ mod tests {
         assert_eq!(thousands(12), "12");
     }
 }
+
+/// Who a key or a call belongs to: the user's email (the id on hover), the
+/// id when there is no email, or a dash.
+#[component]
+pub fn Owner(email: Option<String>, id: Option<String>) -> impl IntoView {
+    match (email, id) {
+        (Some(email), id) => view! { <span title=id>{email}</span> }.into_any(),
+        (None, Some(id)) => view! { <span class="mono">{id}</span> }.into_any(),
+        (None, None) => view! { <span class="muted">"—"</span> }.into_any(),
+    }
+}

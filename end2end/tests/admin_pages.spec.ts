@@ -74,16 +74,34 @@ test.describe('admin pages', () => {
     const edit = row.getByTestId('model-form');
     await expect(edit.getByLabel('Provider/model')).toHaveValue('demo/tollgate-demo');
     await edit.getByLabel('Weight').fill('3');
+    // Its own prices (typed per million tokens) and context window.
+    await edit.getByLabel('Input $ / 1M tokens').fill('-4');
+    await edit.getByRole('button', { name: 'Save' }).click();
+    await expect(edit.getByLabel('Input $ / 1M tokens')).toHaveAttribute('aria-invalid', 'true');
+    await expect(edit.getByLabel('Weight')).toHaveValue('3');
+    await edit.getByLabel('Input $ / 1M tokens').fill('4');
+    await edit.getByLabel('Output $ / 1M tokens').fill('8');
+    await edit.getByLabel('Context window').fill('8000');
     await edit.getByRole('button', { name: 'Save' }).click();
     await expect(group.locator('td[data-label="Weight"]')).toContainText(/^3/);
+    await expect(group.getByTestId('pricing')).toHaveText('$4 · $8 / 1M · 8k');
 
-    // The new model answers through the API at once.
+    // The new model answers through the API at once, priced as set.
     const r = await fetch(base + '/v1/chat/completions', {
       method: 'POST',
       headers: { authorization: `Bearer ${master}`, 'content-type': 'application/json' },
       body: JSON.stringify({ model: name, messages: [{ role: 'user', content: 'hi' }] }),
     });
     expect(r.status).toBe(200);
+    const usage = (await r.json()).usage;
+    const requestId = r.headers.get('x-request-id');
+    await expect(async () => {
+      const logs = await (await fetch(`${base}/spend/logs?request_id=${requestId}`, {
+        headers: { authorization: `Bearer ${master}` },
+      })).json();
+      expect(logs).toHaveLength(1);
+      expect(logs[0].spend).toBeCloseTo((usage.prompt_tokens * 4 + usage.completion_tokens * 8) / 1e6, 12);
+    }).toPass({ timeout: 10_000 });
 
     // A config deployment: tested, not editable.
     const config = page.locator('[data-testid="model-group"][data-model="gpt-4o"]').getByTestId('deployment').first();
@@ -203,5 +221,86 @@ test.describe('admin pages', () => {
     await expect(row).toContainText('pre_call');
     await expect(row.getByTestId('on-for')).toContainText(alias);
     await shot(page, 'guardrails');
+  });
+
+  test('long lists page on the server: models by filter, the log back and forth; owners shown by email', async ({ page }) => {
+    // 52 stored model groups: more than one page of 50.
+    const prefix = `paged-${run}`;
+    const ids = Array.from({ length: 52 }, (_, i) => `${prefix}-${String(i).padStart(2, '0')}`);
+    for (const id of ids) {
+      await api('/model/new', {
+        model_name: id,
+        litellm_params: { model: 'openai/gpt-4o-mini', api_base: 'http://127.0.0.1:9/v1' },
+        model_info: { id },
+      });
+    }
+    try {
+      await signIn(page);
+      await open(page, `/ui/models?q=${prefix}`);
+      const names = page.getByTestId('model-name');
+      await expect(page.getByTestId('model-count')).toHaveText(/^52 of \d+ model groups$/);
+      await expect(names).toHaveCount(50);
+      await expect(names.first()).toHaveText(`${prefix}-00`);
+      await expect(page.getByTestId('pager')).toContainText('Page 1 of 2');
+      await page.getByTestId('pager').getByRole('link', { name: 'Next →' }).click();
+      await expect(names).toHaveText([`${prefix}-50`, `${prefix}-51`]);
+      expect(new URL(page.url()).searchParams.get('page')).toBe('2');
+      // Typing filters the whole list on the server, from its first page.
+      await page.getByTestId('model-filter').fill(`${prefix}-1`);
+      await expect(names).toHaveCount(10);
+      await expect(names.first()).toHaveText(`${prefix}-10`);
+      await expect(page.getByTestId('pager')).toHaveCount(0);
+      expect(new URL(page.url()).searchParams.get('page')).toBeNull();
+      await shot(page, 'models-paged');
+    } finally {
+      for (const id of ids) await api('/model/delete', { id });
+    }
+
+    // 105 calls by one user's key: three pages of the log.
+    const email = `paged-${run}@example.com`;
+    const user = await api('/user/new', { user_email: email, auto_create_key: false });
+    const alias = `paged-key-${run}`;
+    const made = await api('/key/generate', { key_alias: alias, user_id: user.user_id });
+    const call = (i: number) =>
+      fetch(`${base}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${made.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: `call ${i}` }] }),
+      }).then((r) => expect(r.status).toBe(200));
+    for (let i = 0; i < 105; i += 15) {
+      await Promise.all(Array.from({ length: Math.min(15, 105 - i) }, (_, j) => call(i + j)));
+    }
+    await expect(async () => {
+      const r = await fetch(`${base}/spend/logs?api_key=${made.token}&limit=200`, {
+        headers: { authorization: `Bearer ${master}` },
+      });
+      expect((await r.json()).length).toBe(105);
+    }).toPass({ timeout: 20_000 });
+
+    await open(page, `/ui/keys?q=${alias}`);
+    await expect(page.getByTestId('key-row').filter({ hasText: alias }).getByTestId('key-owner')).toHaveText(email);
+
+    const rows = page.getByTestId('log-row');
+    const times = async () => (await rows.allTextContents()).join('\n');
+    await open(page, `/ui/logs?key=${alias}`);
+    await expect(rows).toHaveCount(50);
+    await expect(rows.first()).toContainText(email);
+    const first = await times();
+    await expect(page.getByTestId('newer')).toHaveCount(0);
+    await page.getByTestId('older').click();
+    await expect(rows).toHaveCount(50);
+    const second = await times();
+    expect(second).not.toBe(first);
+    await page.getByTestId('older').click();
+    await expect(rows).toHaveCount(5);
+    await expect(page.getByTestId('older')).toHaveCount(0);
+    // Back: the same pages again, each whole.
+    await page.getByTestId('newer').click();
+    await expect(rows).toHaveCount(50);
+    expect(await times()).toBe(second);
+    await page.getByTestId('newer').click();
+    await expect(rows).toHaveCount(50);
+    expect(await times()).toBe(first);
+    await expect(page.getByTestId('newer')).toHaveCount(0);
   });
 });

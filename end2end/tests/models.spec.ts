@@ -56,7 +56,7 @@ function countText(shown: number, total: number): string {
 }
 
 test.describe('/ui/models', () => {
-  test('lists the model groups, filters them in the browser, shows the empty state', async ({ page }) => {
+  test('lists the model groups, filters them as one types (on the server), shows the empty state', async ({ page }) => {
     expect(expectedModels.length, 'set EXPECTED_MODELS (comma-separated model group names)').toBeGreaterThan(0);
     const browserErrors: string[] = [];
     page.on('pageerror', (err) => browserErrors.push(err.message));

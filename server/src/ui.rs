@@ -100,7 +100,7 @@ pub fn router(options: LeptosOptions, backend: Arc<dyn ConsoleBackend>) -> Route
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::{DeploymentView, Health, ModelGroupView};
+    use app::{DeploymentView, Health, ModelGroupPage, ModelGroupView};
     use axum::http::{Method, StatusCode};
     use tower::ServiceExt;
 
@@ -119,7 +119,20 @@ mod tests {
             })
         }
 
-        fn model_groups(&self) -> Vec<ModelGroupView> {
+        fn model_groups(&self, query: &str, page: u64, page_size: u64) -> ModelGroupPage {
+            let groups = fixed_groups();
+            ModelGroupPage::of(
+                groups.into_iter(),
+                |g| g.matches(query),
+                |g| g,
+                page,
+                page_size,
+            )
+        }
+    }
+
+    fn fixed_groups() -> Vec<ModelGroupView> {
+        {
             vec![ModelGroupView {
                 model_name: "gpt-4o".into(),
                 deployments: vec![DeploymentView {
@@ -134,6 +147,8 @@ mod tests {
                     litellm_model: "openai/gpt-4o-2024-08-06".into(),
                     rpm: None,
                     tpm: None,
+                    pricing: app::Pricing::default(),
+                    own_pricing: app::Pricing::default(),
                 }],
             }]
         }
@@ -248,10 +263,34 @@ mod tests {
     async fn server_function_lists_model_groups() -> TestResult {
         let site = tempfile::tempdir()?;
         let router = test_router(site.path());
-        let (status, _, body) = call(&router, Method::POST, "/ui/api/list_model_groups").await?;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let groups: Vec<ModelGroupView> = serde_json::from_str(&body)?;
-        assert_eq!(groups, Fixed.model_groups());
+        let list = |form: &'static str| {
+            let router = router.clone();
+            async move {
+                let req = Request::builder()
+                    .method(Method::POST)
+                    .uri("/ui/api/list_model_groups")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(form))?;
+                let res = router.oneshot(req).await?;
+                let status = res.status();
+                let body = axum::body::to_bytes(res.into_body(), usize::MAX).await?;
+                assert_eq!(status, StatusCode::OK, "{body:?}");
+                Ok::<_, Box<dyn std::error::Error>>(serde_json::from_slice::<ModelGroupPage>(
+                    &body,
+                )?)
+            }
+        };
+        let page = list("query=&page=1").await?;
+        assert_eq!(page.groups, fixed_groups());
+        assert_eq!(
+            (page.matching, page.total, page.page, page.pages),
+            (1, 1, 1, 1)
+        );
+        let page = list("query=CLAUDE&page=3").await?;
+        assert_eq!(
+            (page.matching, page.total, page.page, page.groups.len()),
+            (0, 1, 1, 0)
+        );
 
         let (status, _, _) = call(&router, Method::POST, "/ui/api/no_such_fn").await?;
         assert!(status.is_client_error(), "{status}");

@@ -3,9 +3,9 @@
 
 use crate::auth::SESSION_PRINCIPAL;
 use crate::counters::Check;
-use crate::gateway::router::HealthState;
+use crate::gateway::router::{Deployment, HealthState};
 use crate::state::SharedState;
-use app::{DeploymentView, Health, ModelGroupView};
+use app::{DeploymentView, Health, ModelGroupPage, ModelGroupView, Pricing};
 use axum::extract::Query;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
@@ -15,6 +15,7 @@ use axum::Extension;
 use axum::{Form, Router};
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tower_sessions::Session;
 
 pub fn routes() -> Router<SharedState> {
@@ -395,7 +396,7 @@ impl app::ConsoleBackend for Backend {
         self.state.oidc.as_ref().map(|o| o.name.to_string())
     }
 
-    fn model_groups(&self) -> Vec<ModelGroupView> {
+    fn model_groups(&self, query: &str, page: u64, page_size: u64) -> ModelGroupPage {
         let snap = self.state.directory.snapshot();
         let stored = |id: &str| {
             snap.models
@@ -405,15 +406,20 @@ impl app::ConsoleBackend for Backend {
                 .and_then(|v| v.as_str())
                 .map(str::to_string)
         };
-        self.state
-            .router
-            .load()
-            .groups()
-            .map(|(name, deps)| ModelGroupView {
-                model_name: name.to_string(),
-                deployments: deps
-                    .iter()
-                    .map(|d| DeploymentView {
+        let router = self.state.router.load();
+        let keep = |(name, deps): &(&str, &[Arc<Deployment>])| {
+            let words = deps
+                .iter()
+                .flat_map(|d| [d.config.provider, d.config.upstream_model.as_str()]);
+            app::model_matches(query, name, words)
+        };
+        let view = |(name, deps): (&str, &[Arc<Deployment>])| ModelGroupView {
+            model_name: name.to_string(),
+            deployments: deps
+                .iter()
+                .map(|d| {
+                    let info = &d.config.model_info;
+                    DeploymentView {
                         id: d.config.id.clone(),
                         provider: d.config.provider.to_string(),
                         model: d.config.upstream_model.clone(),
@@ -431,10 +437,27 @@ impl app::ConsoleBackend for Backend {
                         }),
                         rpm: d.config.rpm,
                         tpm: d.config.tpm,
-                    })
-                    .collect(),
-            })
-            .collect()
+                        pricing: Pricing {
+                            input_cost_per_token: info
+                                .input_cost_per_token
+                                .or(d.price.map(|p| p.input_cost_per_token)),
+                            output_cost_per_token: info
+                                .output_cost_per_token
+                                .or(d.price.map(|p| p.output_cost_per_token)),
+                            max_input_tokens: info
+                                .max_input_tokens
+                                .or(d.price.and_then(|p| p.max_input_tokens)),
+                        },
+                        own_pricing: Pricing {
+                            input_cost_per_token: info.input_cost_per_token,
+                            output_cost_per_token: info.output_cost_per_token,
+                            max_input_tokens: info.max_input_tokens,
+                        },
+                    }
+                })
+                .collect(),
+        };
+        ModelGroupPage::of(router.groups(), keep, view, page, page_size)
     }
 }
 

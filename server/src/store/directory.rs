@@ -621,52 +621,66 @@ pub struct SpendFilter {
     /// Rows after this one in the listing's order (newest first): a page's
     /// last (started_at_ms, request_id).
     pub after: Option<(i64, String)>,
+    /// Rows before this one in the listing's order (newer): a page's first
+    /// (started_at_ms, request_id), for paging back towards the newest.
+    pub before: Option<(i64, String)>,
 }
 
 impl SpendFilter {
     /// ` WHERE …` with `$n` placeholders, and the values to bind in order.
     fn clause(&self) -> (String, Vec<Bind>) {
         let mut conds = Vec::new();
-        let mut binds = Vec::new();
-        let mut add = |cond: &str, b: Bind| {
-            binds.push(b);
-            conds.push(cond.replace('?', &format!("${}", binds.len())));
+        let mut binds: Vec<Bind> = Vec::new();
+        // `cond` names its own values `?1`, `?2`, …, numbered here in the
+        // statement's order.
+        let mut add = |cond: &str, values: Vec<Bind>| {
+            let mut cond = cond.to_string();
+            for i in (1..=values.len()).rev() {
+                cond = cond.replace(&format!("?{i}"), &format!("${}", binds.len() + i));
+            }
+            binds.extend(values);
+            conds.push(cond);
         };
+        let text = |v: &String| vec![Bind::Text(v.clone())];
         if let Some(v) = &self.api_key {
-            add("api_key_hash = ?", Bind::Text(v.clone()));
+            add("api_key_hash = ?1", text(v));
         }
         if let Some(v) = &self.user_id {
-            add("user_id = ?", Bind::Text(v.clone()));
+            add("user_id = ?1", text(v));
         }
         if let Some(v) = &self.team_id {
-            add("team_id = ?", Bind::Text(v.clone()));
+            add("team_id = ?1", text(v));
         }
         if let Some(v) = &self.model {
-            add(
-                "(model_group = ? OR model_requested = ?)",
-                Bind::Text(v.clone()),
-            );
+            add("(model_group = ?1 OR model_requested = ?1)", text(v));
         }
         if let Some(v) = &self.request_id {
-            add("request_id = ?", Bind::Text(v.clone()));
+            add("request_id = ?1", text(v));
         }
         if let Some(v) = self.start_ms {
-            add("started_at_ms >= ?", Bind::Int(v));
+            add("started_at_ms >= ?1", vec![Bind::Int(v)]);
         }
         if let Some(v) = self.end_ms {
-            add("started_at_ms < ?", Bind::Int(v));
+            add("started_at_ms < ?1", vec![Bind::Int(v)]);
         }
         match self.status {
-            Some(LogStatus::Code(code)) => add("status_code = ?", Bind::Int(code)),
-            Some(LogStatus::Failure) => add("outcome <> ?", Bind::Text("success".into())),
-            Some(LogStatus::Outcome(o)) => add("outcome = ?", Bind::Text(o.into())),
+            Some(LogStatus::Code(code)) => add("status_code = ?1", vec![Bind::Int(code)]),
+            Some(LogStatus::Failure) => add("outcome <> ?1", vec![Bind::Text("success".into())]),
+            Some(LogStatus::Outcome(o)) => add("outcome = ?1", vec![Bind::Text(o.into())]),
             None => {}
         }
+        // The listing's order is started_at_ms DESC, request_id ASC.
         if let Some((ms, id)) = &self.after {
-            add("started_at_ms <= ?", Bind::Int(*ms));
-            let n = binds.len();
-            binds.push(Bind::Text(id.clone()));
-            conds.push(format!("(started_at_ms < ${n} OR request_id > ${})", n + 1));
+            add(
+                "started_at_ms <= ?1 AND (started_at_ms < ?1 OR request_id > ?2)",
+                vec![Bind::Int(*ms), Bind::Text(id.clone())],
+            );
+        }
+        if let Some((ms, id)) = &self.before {
+            add(
+                "started_at_ms >= ?1 AND (started_at_ms > ?1 OR request_id < ?2)",
+                vec![Bind::Int(*ms), Bind::Text(id.clone())],
+            );
         }
         if conds.is_empty() {
             (String::new(), binds)
@@ -734,6 +748,14 @@ impl Store {
     /// Request logs matching `f`, newest first, at most `limit`.
     pub async fn spend_logs(&self, f: &SpendFilter, limit: i64) -> Result<Vec<Value>, StoreError> {
         let (clause, binds) = f.clause();
+        // Newest first; paging back (`before`) reads the nearest newer rows
+        // upwards and turns them round below.
+        let back = f.before.is_some() && f.after.is_none();
+        let order = if back {
+            "started_at_ms ASC, request_id DESC"
+        } else {
+            "started_at_ms DESC, request_id"
+        };
         let (guardrails, messages, response) = match self {
             Store::Postgres(_) => ("guardrails::text", "messages::text", "response::text"),
             _ => ("guardrails", "messages", "response"),
@@ -743,9 +765,9 @@ impl Store {
              deployment_id, provider, status_code, outcome, prompt_tokens, completion_tokens, started_at_ms, \
              spend, ended_at_ms, cache_hit, {guardrails} AS guardrails, {messages} AS messages, {response} AS response, \
              latency_ms, attempts, fallbacks_used, error, key_alias \
-             FROM request_logs{clause} ORDER BY started_at_ms DESC, request_id LIMIT {limit}"
+             FROM request_logs{clause} ORDER BY {order} LIMIT {limit}"
         );
-        let rows: Vec<LogRow> = both!(self, p => {
+        let mut rows: Vec<LogRow> = both!(self, p => {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
             for b in binds {
                 q = match b {
@@ -755,6 +777,9 @@ impl Store {
             }
             q.fetch_all(p).await?
         });
+        if back {
+            rows.reverse();
+        }
         use crate::directory::records::iso;
         Ok(rows
             .into_iter()
@@ -782,7 +807,8 @@ impl Store {
                     "fallbacks_used": r.fallbacks_used,
                     "error": r.error,
                     "key_alias": r.key_alias,
-                    // The cursor that lists the rows after this one (`after=`).
+                    // The cursor that lists the rows after this one (`after=`),
+                    // or before it (`before=`).
                     "cursor": format!("{}:{}", r.started_at_ms, r.request_id),
                     // LiteLLM's spend logs spell this as text.
                     "cache_hit": if r.cache_hit { "True" } else { "False" },

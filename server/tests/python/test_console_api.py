@@ -115,6 +115,22 @@ def test_logs_page_through_a_cursor_and_filter_by_status(gateway):
             after = page[-1]["cursor"]
         assert seen == [r["request_id"] for r in everything]
         assert len(set(seen)) == 6
+        # Back up from the oldest row: the nearest newer rows, newest first,
+        # meeting the forward pages exactly.
+        ids = [r["request_id"] for r in everything]
+        back, before = [], everything[-1]["cursor"]
+        while True:
+            page = a.get("/spend/logs", params={"api_key": token, "limit": 2, "before": before}).json()
+            if not page:
+                break
+            assert [r["request_id"] for r in page] == ids[len(ids) - 1 - len(back) - len(page) : len(ids) - 1 - len(back)]
+            back = [r["request_id"] for r in page] + back
+            before = page[0]["cursor"]
+        assert back == ids[:-1]
+        r = a.get("/spend/logs", params={"before": everything[0]["cursor"], "after": everything[-1]["cursor"]})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "before"
+        r = a.get("/spend/logs", params={"before": "later"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "before"
         failed = a.get("/spend/logs", params={"api_key": token, "status": "failure"}).json()
         assert [r["model"] for r in failed] == ["no-such-model"]
         assert failed[0]["error"] and failed[0]["attempts"] >= 0
@@ -134,3 +150,22 @@ def test_key_list_search_matches_part_of_an_alias(gateway):
         found = a.get("/key/list", params={"search": f"SEARCH-{tag}", "return_full_object": "true"}).json()
         assert sorted(k["key_alias"] for k in found["keys"]) == [f"Search-{tag}-one", f"search-{tag}-two"]
         assert found["total_count"] == 2
+
+
+def test_keys_and_logs_name_their_owner_by_email(gateway):
+    email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+    with admin(gateway.url) as a:
+        uid = a.post("/user/new", json={"user_email": email, "auto_create_key": False}).json()["user_id"]
+        made = a.post("/key/generate", json={"user_id": uid}).json()
+        bare = a.post("/key/generate", json={"key_alias": f"bare-{uid}"}).json()
+        chat(gateway.url, made["key"])
+        listed = a.get("/key/list", params={"user_id": uid, "return_full_object": "true"}).json()["keys"]
+        assert [(k["user_id"], k["user_email"]) for k in listed] == [(uid, email)]
+        # The owner's email finds the key too.
+        found = a.get("/key/list", params={"search": email.upper(), "return_full_object": "true"}).json()
+        assert [k["token"] for k in found["keys"]] == [made["token"]]
+        (ownerless,) = a.get("/key/list", params={"key_alias": f"bare-{uid}", "return_full_object": "true"}).json()["keys"]
+        assert ownerless["token"] == bare["token"] and "user_email" not in ownerless
+        assert wait_until(lambda: len(a.get("/spend/logs", params={"api_key": made["token"]}).json()) == 1, timeout=10)
+        (row,) = a.get("/spend/logs", params={"api_key": made["token"]}).json()
+        assert (row["user"], row["user_email"]) == (uid, email)

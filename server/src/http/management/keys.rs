@@ -286,6 +286,10 @@ fn live_view(dir: &crate::directory::Directory, k: &KeyEntry) -> Value {
             .map(|m| (m.clone(), dir.key_model_spend(k, m).total().into()))
             .collect();
         o.insert("model_spend".into(), Value::Object(model_spend));
+        // Whose key it is, readably (the console shows the owner's email).
+        if let Some(email) = k.user.as_ref().and_then(|u| u.record.user_email.clone()) {
+            o.insert("user_email".into(), email.into());
+        }
     }
     v
 }
@@ -473,6 +477,7 @@ async fn list(
                     r.key_alias.as_deref(),
                     Some(r.key_name.as_str()),
                     r.user_id.as_deref(),
+                    k.user.as_ref().and_then(|u| u.record.user_email.as_deref()),
                     r.team_id.as_deref(),
                 ]
                 .into_iter()

@@ -100,6 +100,24 @@ struct LogsQuery {
     /// Tollgate's own: the rows after `{started_at_ms}:{request_id}` (the
     /// `next` cursor a page ends with), for paging through the newest first.
     after: Option<String>,
+    /// Tollgate's own: the rows before (newer than) a cursor, nearest first
+    /// in the answer's order, for paging back.
+    before: Option<String>,
+}
+
+/// Reads a log cursor, `{started_at_ms}:{request_id}`.
+fn cursor(name: &'static str, a: Option<&str>) -> Result<Option<(i64, String)>, ApiError> {
+    a.map(|a| {
+        a.split_once(':')
+            .and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id.to_string())))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "'{name}' must be a cursor like 1732406400000:<request id>, got {a:?}"
+                ))
+                .param(name)
+            })
+    })
+    .transpose()
 }
 
 /// Narrows a non-admin's query to their own spend, or refuses.
@@ -165,21 +183,12 @@ async fn logs(
                 })
             })
             .transpose()?,
-        after: q
-            .after
-            .as_deref()
-            .map(|a| {
-                a.split_once(':')
-                    .and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id.to_string())))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "'after' must be a cursor like 1732406400000:<request id>, got {a:?}"
-                        ))
-                        .param("after")
-                    })
-            })
-            .transpose()?,
+        after: cursor("after", q.after.as_deref())?,
+        before: cursor("before", q.before.as_deref())?,
     };
+    if f.after.is_some() && f.before.is_some() {
+        return Err(ApiError::bad_request("give 'after' or 'before', not both").param("before"));
+    }
     own_scope(&auth, &mut f)?;
     let dated = f.start_ms.is_some() && f.end_ms.is_some();
     if dated && q.summarize.unwrap_or(true) {
@@ -211,11 +220,22 @@ async fn logs(
         return Ok(json(Value::Array(out)));
     }
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let rows = state
+    let mut rows = state
         .store
         .spend_logs(&f, limit)
         .await
         .map_err(super::store_error)?;
+    // Whose call it was, readably: the user's email from the directory.
+    let snap = state.directory.snapshot();
+    for r in &mut rows {
+        let email = r["user"]
+            .as_str()
+            .and_then(|u| snap.users.get(u))
+            .and_then(|u| u.record.user_email.clone());
+        if let (Some(email), Value::Object(o)) = (email, r) {
+            o.insert("user_email".into(), email.into());
+        }
+    }
     Ok(json(Value::Array(rows)))
 }
 
