@@ -128,6 +128,34 @@ def main():
                 assert r.status_code == 200, r.text
                 times.append((time.perf_counter() - t) * 1000)
             print(f"{'/key/update (a change)':34} {statistics.median(times):10.1f} {max(times):8.1f}")
+        # A second process on the same store: how soon it serves a change
+        # made through the first (its poll, then the change log's records).
+        p2, url2 = serve(db)
+        try:
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {MASTER}"}, timeout=120) as c, \
+                    httpx.Client(base_url=url2, headers={"Authorization": f"Bearer {MASTER}"}, timeout=120) as c2:
+                seen = []
+                for i in range(5):
+                    budget = 500 + i
+                    token = f"{i + 10:064x}"
+                    r = c.post("/key/update", json={"key": token, "max_budget": budget})
+                    assert r.status_code == 200, r.text
+                    t = time.perf_counter()
+                    while c2.get("/key/info", params={"key": token}).json()["info"]["max_budget"] != budget:
+                        time.sleep(0.005)
+                    seen.append((time.perf_counter() - t) * 1000)
+                print(f"{'seen by a second process':34} {statistics.median(seen):10.1f} {max(seen):8.1f}  (it polls every 2 s)")
+                # How the second process caught up, from its own metrics.
+                text = c2.get("/metrics").text
+                for how in ("log", "full"):
+                    n = re.search(rf'tollgate_directory_update_seconds_count{{how="{how}"}} (\S+)', text)
+                    total = re.search(rf'tollgate_directory_update_seconds_sum{{how="{how}"}} (\S+)', text)
+                    if n and float(n.group(1)) > 0:
+                        print(f"{'  its catch-ups, ' + how:34} {1000 * float(total.group(1)) / float(n.group(1)):10.1f}  (mean of {int(float(n.group(1)))})")
+            print(f"RSS of the second process after the changes: {rss_mb(p2.pid):.0f} MB")
+        finally:
+            p2.terminate()
+            p2.wait()
         with httpx.Client(base_url=url, timeout=120, follow_redirects=False) as b:
             r = b.post("/ui/session", data={"password": MASTER}, headers={"origin": url})
             assert r.status_code in (302, 303), r.text

@@ -27,6 +27,7 @@ pub struct Metrics {
     guardrail_latency: HistogramVec,
     store_errors: IntCounter,
     redis_errors: IntCounter,
+    directory_updates: HistogramVec,
     /// Read when scraped.
     queue_depth: IntGauge,
     redis_up: IntGauge,
@@ -162,6 +163,15 @@ fn build() -> Result<Metrics, prometheus::Error> {
             ),
             &["destination"],
         )?),
+        directory_updates: reg!(HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "tollgate_directory_update_seconds",
+                "Time to bring the in-memory directory up to date after a change, by how: \
+                 patched (this process's change), log (records the change log names), full (everything read)"
+            )
+            .buckets(vec![0.001, 0.005, 0.02, 0.1, 0.5, 2.0, 10.0]),
+            &["how"],
+        )?),
         alerts_sent: reg!(IntGauge::new(
             "tollgate_alerts_sent",
             "Alerts the alert webhook took"
@@ -272,6 +282,14 @@ pub fn store_error() {
 
 pub fn redis_error() {
     METRICS.redis_errors.inc();
+}
+
+/// One directory update: `how` it was done and how long it took.
+pub fn directory_updated(how: &'static str, took: std::time::Duration) {
+    METRICS
+        .directory_updates
+        .with_label_values(&[how])
+        .observe(took.as_secs_f64());
 }
 
 /// What is read when scraped.

@@ -54,6 +54,77 @@ pub enum Change<'a> {
     DeletePrompt(&'a str),
 }
 
+/// Versions whose changes `directory_changes` keeps.
+const CHANGES_KEPT: i64 = 1000;
+
+/// What kind of record a logged change touched. `Other` (memberships,
+/// deleted users and teams, regenerated keys) is read back in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    User,
+    Team,
+    Key,
+    Model,
+    Prompt,
+    Other,
+}
+
+impl ChangeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::User => "user",
+            ChangeKind::Team => "team",
+            ChangeKind::Key => "key",
+            ChangeKind::Model => "model",
+            ChangeKind::Prompt => "prompt",
+            ChangeKind::Other => "other",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "user" => ChangeKind::User,
+            "team" => ChangeKind::Team,
+            "key" => ChangeKind::Key,
+            "model" => ChangeKind::Model,
+            "prompt" => ChangeKind::Prompt,
+            "other" => ChangeKind::Other,
+            _ => return None,
+        })
+    }
+}
+
+/// A changed record as the store holds it now.
+#[derive(Debug)]
+pub enum Changed {
+    User(UserRecord),
+    Team(TeamRecord),
+    Key(KeyRecord),
+    Model(DbModel),
+    /// Every version of one prompt.
+    Prompt(Vec<PromptRecord>),
+}
+
+impl Change<'_> {
+    /// The kind and id this change is logged under.
+    fn logged(&self) -> (ChangeKind, &str) {
+        match self {
+            Change::PutUser(u) => (ChangeKind::User, &u.user_id),
+            Change::PutTeam(t) => (ChangeKind::Team, &t.team_id),
+            Change::PutKey(k) => (ChangeKind::Key, &k.token),
+            Change::DeleteKey(t) => (ChangeKind::Key, t),
+            Change::PutModel(m) => (ChangeKind::Model, &m.model_id),
+            Change::DeleteModel(id) => (ChangeKind::Model, id),
+            Change::PutPrompt(p) => (ChangeKind::Prompt, &p.prompt_id),
+            Change::DeletePrompt(id) => (ChangeKind::Prompt, id),
+            Change::DeleteUser(id) | Change::DeleteTeam(id) => (ChangeKind::Other, id),
+            Change::PutMember(m) => (ChangeKind::Other, &m.team_id),
+            Change::DeleteMember { team_id, .. } => (ChangeKind::Other, team_id),
+            Change::RenameKey { new, .. } => (ChangeKind::Other, new),
+        }
+    }
+}
+
 /// Who changed what, kept in `audit_log`.
 #[derive(Debug, Clone)]
 pub struct Audit {
@@ -543,9 +614,103 @@ impl Store {
             )
             .fetch_one(&mut *tx)
             .await?;
+            // What changed, for the other processes (see `changes_since`).
+            for c in changes {
+                let (kind, id) = c.logged();
+                sqlx::query("INSERT INTO directory_changes (version, kind, id) VALUES ($1, $2, $3)")
+                    .bind(version)
+                    .bind(kind.as_str())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM directory_changes WHERE version <= $1")
+                .bind(version - CHANGES_KEPT)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(version)
         })
+    }
+
+    /// What the versions after `version` changed, oldest first, if the log
+    /// still holds every one of them (a version with no entry, such as a
+    /// budget reset's, or one pruned away, gives `None`: read everything).
+    pub async fn changes_since(
+        &self,
+        version: i64,
+        upto: i64,
+    ) -> Result<Option<Vec<(i64, ChangeKind, String)>>, StoreError> {
+        if upto <= version || upto - version > CHANGES_KEPT {
+            return Ok(None);
+        }
+        let rows: Vec<(i64, String, String)> = both!(self, p => sqlx::query_as(
+            "SELECT version, kind, id FROM directory_changes WHERE version > $1 AND version <= $2 \
+             ORDER BY version",
+        )
+        .bind(version)
+        .bind(upto)
+        .fetch_all(p)
+        .await?);
+        let mut seen: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        seen.dedup();
+        if seen.len() as i64 != upto - version {
+            return Ok(None);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(v, kind, id)| Some((v, ChangeKind::parse(&kind)?, id)))
+            .collect())
+    }
+
+    /// One record as the store holds it now, `None` when it is gone.
+    pub async fn changed_record(
+        &self,
+        kind: ChangeKind,
+        id: &str,
+    ) -> Result<Option<Changed>, StoreError> {
+        both!(self, p => Ok(match kind {
+            ChangeKind::User => sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {USER_COLS} FROM users WHERE user_id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(p)
+            .await?
+            .map(|r| Changed::User(user_of(r))),
+            ChangeKind::Team => sqlx::query_as::<_, TeamRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {TEAM_COLS} FROM teams WHERE team_id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(p)
+            .await?
+            .map(|r| Changed::Team(team_of(r))),
+            ChangeKind::Key => sqlx::query_as::<_, KeyRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {KEY_COLS} FROM api_keys WHERE token = $1"
+            )))
+            .bind(id)
+            .fetch_optional(p)
+            .await?
+            .map(|r| Changed::Key(key_of(r))),
+            ChangeKind::Model => sqlx::query_as::<_, ModelRow>(
+                "SELECT model_id, model_name, litellm_params, model_info, created_by, created_at, updated_at \
+                 FROM proxy_models WHERE model_id = $1",
+            )
+            .bind(id)
+            .fetch_optional(p)
+            .await?
+            .map(|r| Changed::Model(model_of(r))),
+            ChangeKind::Prompt => {
+                let rows: Vec<PromptRow> = sqlx::query_as(
+                    "SELECT prompt_id, version, name, description, template, model, inference, arn, created_by, created_at \
+                     FROM prompts WHERE prompt_id = $1 ORDER BY version",
+                )
+                .bind(id)
+                .fetch_all(p)
+                .await?;
+                (!rows.is_empty()).then(|| Changed::Prompt(rows.into_iter().map(prompt_of).collect()))
+            }
+            ChangeKind::Other => None,
+        }))
     }
 
     /// Audit rows for one object, newest first.
