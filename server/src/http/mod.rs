@@ -242,6 +242,10 @@ async fn same_origin_only(req: Request, next: Next) -> Response {
     }
     if let Some(reason) = cross_origin(req.headers()) {
         tracing::warn!(path = %req.uri().path(), reason, "console request refused as cross-site");
+        // Read what was sent (a form, up to a bound) before answering: with
+        // the body left unread the connection cannot carry the client's next
+        // request, and a client that reuses it sees it closed.
+        let _ = axum::body::to_bytes(req.into_body(), 64 * 1024).await;
         return (
             StatusCode::FORBIDDEN,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
