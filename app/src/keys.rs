@@ -272,7 +272,7 @@ pub fn KeysPage() -> impl IntoView {
                 action="/ui/keys"
                 id="key-search"
                 label="Search keys"
-                placeholder="Search by alias, name, user or team"
+                placeholder="Search by alias, name, user, email or team"
                 value=search
             />
             <Transition fallback=|| view! { <p class="muted loading">"Loading keys…"</p> }>

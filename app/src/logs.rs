@@ -152,7 +152,8 @@ pub async fn list_logs(filter: LogFilter, at: LogCursor) -> Result<LogPage, Serv
             decode::<Vec<LogRow>>(v)
         }
     };
-    let newest = |mut rows: Vec<LogRow>, newer: Option<String>| {
+    // A page read newest first: the row past the page gives the older cursor.
+    let page = |mut rows: Vec<LogRow>, newer: Option<String>| {
         let next = (rows.len() > PAGE_ROWS).then(|| {
             rows.truncate(PAGE_ROWS);
             rows.last().map(|r| r.cursor.clone()).unwrap_or_default()
@@ -160,11 +161,11 @@ pub async fn list_logs(filter: LogFilter, at: LogCursor) -> Result<LogPage, Serv
         LogPage { rows, next, newer }
     };
     Ok(match at {
-        LogCursor::Newest => newest(read(None).await?, None),
+        LogCursor::Newest => page(read(None).await?, None),
         LogCursor::After(c) => {
             let rows = read(Some(("after", &c))).await?;
             let newer = rows.first().map(|r| r.cursor.clone());
-            newest(rows, newer)
+            page(rows, newer)
         }
         LogCursor::Before(c) => {
             let mut rows = read(Some(("before", &c))).await?;
@@ -179,7 +180,7 @@ pub async fn list_logs(filter: LogFilter, at: LogCursor) -> Result<LogPage, Serv
                 }
             } else {
                 // Back at the top: the newest page, full.
-                newest(read(None).await?, None)
+                page(read(None).await?, None)
             }
         }
     })

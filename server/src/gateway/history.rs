@@ -43,14 +43,7 @@ pub fn owns(auth: &AuthContext, s: &SessionRow) -> bool {
 fn context_window(state: &AppState, model: &str) -> Option<u64> {
     let router = state.router.load();
     let (_, ds) = router.groups().find(|(name, _)| *name == model)?;
-    ds.iter()
-        .filter_map(|d| {
-            d.config
-                .model_info
-                .max_input_tokens
-                .or_else(|| d.price.and_then(|p| p.max_input_tokens))
-        })
-        .min()
+    ds.iter().filter_map(|d| d.context_window()).min()
 }
 
 /// Takes `enable_history` / `session_id` out of the request; for a continued

@@ -244,15 +244,8 @@ fn cost(d: &Deployment, usage: &Usage) -> f64 {
         .and_then(|p| p.cached_tokens)
         .unwrap_or(0);
     if info.input_cost_per_token.is_some() || info.output_cost_per_token.is_some() {
-        let table = d.price;
-        let input = info
-            .input_cost_per_token
-            .or(table.map(|p| p.input_cost_per_token))
-            .unwrap_or(0.0);
-        let output = info
-            .output_cost_per_token
-            .or(table.map(|p| p.output_cost_per_token))
-            .unwrap_or(0.0);
+        let input = d.input_cost_per_token().unwrap_or(0.0);
+        let output = d.output_cost_per_token().unwrap_or(0.0);
         return usage.prompt_tokens as f64 * input + usage.completion_tokens as f64 * output;
     }
     match d.price {

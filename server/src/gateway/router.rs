@@ -26,6 +26,26 @@ pub struct Deployment {
     pub price: Option<&'static crate::pricing::Price>,
 }
 
+impl Deployment {
+    /// USD per input token: `model_info`'s when set, else the bundled table's.
+    pub fn input_cost_per_token(&self) -> Option<f64> {
+        let own = self.config.model_info.input_cost_per_token;
+        own.or(self.price.map(|p| p.input_cost_per_token))
+    }
+
+    /// USD per output token: `model_info`'s when set, else the bundled table's.
+    pub fn output_cost_per_token(&self) -> Option<f64> {
+        let own = self.config.model_info.output_cost_per_token;
+        own.or(self.price.map(|p| p.output_cost_per_token))
+    }
+
+    /// The context window: `model_info.max_input_tokens`, else the bundled table's.
+    pub fn context_window(&self) -> Option<u64> {
+        let own = self.config.model_info.max_input_tokens;
+        own.or(self.price.and_then(|p| p.max_input_tokens))
+    }
+}
+
 /// A deployment's identity as header values, built once and cloned (a reference
 /// count) into every response it answers.
 pub struct Labels {

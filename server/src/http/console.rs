@@ -438,15 +438,9 @@ impl app::ConsoleBackend for Backend {
                         rpm: d.config.rpm,
                         tpm: d.config.tpm,
                         pricing: Pricing {
-                            input_cost_per_token: info
-                                .input_cost_per_token
-                                .or(d.price.map(|p| p.input_cost_per_token)),
-                            output_cost_per_token: info
-                                .output_cost_per_token
-                                .or(d.price.map(|p| p.output_cost_per_token)),
-                            max_input_tokens: info
-                                .max_input_tokens
-                                .or(d.price.and_then(|p| p.max_input_tokens)),
+                            input_cost_per_token: d.input_cost_per_token(),
+                            output_cost_per_token: d.output_cost_per_token(),
+                            max_input_tokens: d.context_window(),
                         },
                         own_pricing: Pricing {
                             input_cost_per_token: info.input_cost_per_token,

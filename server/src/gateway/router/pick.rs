@@ -89,7 +89,7 @@ impl Router {
         };
         let tokens = opts.prompt_tokens.unwrap_or(0);
         if self.settings.pre_call_checks && tokens > 0 {
-            let fits = |d: &&Arc<Deployment>| context_window(d).is_none_or(|w| tokens <= w);
+            let fits = |d: &&Arc<Deployment>| d.context_window().is_none_or(|w| tokens <= w);
             if !pool.iter().any(fits) {
                 return Err(ProviderError::new(
                     ErrorKind::ContextWindowExceeded,
@@ -150,7 +150,7 @@ impl Router {
         if d.config.unusable.is_some() || !self.needs_counts(&[d], 1) {
             return None;
         }
-        if self.settings.pre_call_checks && context_window(d).is_some_and(|w| tokens > w) {
+        if self.settings.pre_call_checks && d.context_window().is_some_and(|w| tokens > w) {
             return None;
         }
         let plan = self.slot_plan(d, tokens);
@@ -572,24 +572,9 @@ fn full_because(
     None
 }
 
-/// The deployment's context window: `model_info.max_input_tokens`, else the bundled table's.
-fn context_window(d: &Deployment) -> Option<u64> {
-    d.config
-        .model_info
-        .max_input_tokens
-        .or(d.price.and_then(|p| p.max_input_tokens))
-}
-
 /// Input plus output price per token (unknown prices sort last).
 fn price_per_token(d: &Deployment) -> f64 {
-    let info = &d.config.model_info;
-    let input = info
-        .input_cost_per_token
-        .or(d.price.map(|p| p.input_cost_per_token));
-    let output = info
-        .output_cost_per_token
-        .or(d.price.map(|p| p.output_cost_per_token));
-    match (input, output) {
+    match (d.input_cost_per_token(), d.output_cost_per_token()) {
         (None, None) => f64::INFINITY,
         (i, o) => i.unwrap_or(0.0) + o.unwrap_or(0.0),
     }

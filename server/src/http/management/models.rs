@@ -362,21 +362,15 @@ fn view(d: &Deployment) -> Value {
     );
     info.insert(
         "input_cost_per_token".into(),
-        serde_json::json!(i
-            .input_cost_per_token
-            .or(table.map(|p| p.input_cost_per_token))),
+        serde_json::json!(d.input_cost_per_token()),
     );
     info.insert(
         "output_cost_per_token".into(),
-        serde_json::json!(i
-            .output_cost_per_token
-            .or(table.map(|p| p.output_cost_per_token))),
+        serde_json::json!(d.output_cost_per_token()),
     );
     info.insert(
         "max_input_tokens".into(),
-        serde_json::json!(i
-            .max_input_tokens
-            .or(table.and_then(|p| p.max_input_tokens))),
+        serde_json::json!(d.context_window()),
     );
     info.insert(
         "max_output_tokens".into(),
