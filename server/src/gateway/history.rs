@@ -171,10 +171,9 @@ pub fn answer_message(resp: &ChatResponse) -> Value {
 pub async fn record(store: crate::store::Store, call: HistoryCall, answer: Value) {
     let mut messages = call.new_messages;
     messages.push(answer);
-    if let Err(e) = store
-        .append_messages(&call.session, call.create, &messages)
-        .await
-    {
+    // Boxed: the store's transaction futures are large, and every chat
+    // call's future would hold this one inline.
+    if let Err(e) = Box::pin(store.append_messages(&call.session, call.create, &messages)).await {
         tracing::error!(error = %e, session_id = %call.session.session_id, "the turn could not be stored in the chat history");
     }
 }

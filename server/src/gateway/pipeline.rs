@@ -632,18 +632,21 @@ fn guardrail_error(iv: Intervention) -> GatewayError {
 }
 
 /// Runs `call` and, beside it, the `during_call` guardrails on the request.
-async fn with_during<T>(
-    guards: &mut guardrails::Active,
+fn with_during<'a, T: Send + 'a>(
+    guards: &'a mut guardrails::Active,
     req: &ChatRequest,
-    call: impl std::future::Future<Output = T>,
-) -> (T, Result<(), Intervention>) {
+    call: impl std::future::Future<Output = T> + Send + 'a,
+) -> impl std::future::Future<Output = (T, Result<(), Intervention>)> + Send + 'a {
+    use futures::future::{Either, FutureExt};
+    // Without a during-call guardrail the call is awaited as it is: the future
+    // holds it once, not a second time for the branch that joins it.
     match guards.during_check(req) {
-        None => (call.await, Ok(())),
-        Some(check) => {
+        None => Either::Left(call.map(|out| (out, Ok(())))),
+        Some(check) => Either::Right(Box::pin(async move {
             let (out, (trail, verdict)) = tokio::join!(call, check);
             guards.absorb(trail);
             (out, verdict)
-        }
+        })),
     }
 }
 

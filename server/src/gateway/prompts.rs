@@ -129,7 +129,9 @@ pub async fn find(
                 "prompt {id} was not found (model={model})"
             )));
         }
-        return remote(state, model, id, version).await.map(Some);
+        // Boxed: it awaits the AWS SDK, whose futures are large, and every
+        // chat call's future holds this one.
+        return Box::pin(remote(state, model, id, version)).await.map(Some);
     };
     let found = match version {
         None | Some("DRAFT") => versions.last(),

@@ -160,6 +160,64 @@ impl Store {
         Ok(())
     }
 
+    /// The SQLite half of [`Store::insert_request_logs`], on one connection.
+    /// Strings are bound borrowed from the batch: nothing is copied before
+    /// SQLite copies it.
+    async fn insert_sqlite_logs(
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[RequestLog],
+        spend: &[(SpendKind, String, f64)],
+        keep_content: bool,
+    ) -> Result<Vec<(SpendKind, String, f64, f64)>, StoreError> {
+        let mut tx = sqlx::Connection::begin(conn).await?;
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let (size, sql) = sqlite_insert_for(rest.len());
+            let (chunk, tail) = rest.split_at(size);
+            let mut q = sqlx::query(sql);
+            for r in chunk {
+                q = q
+                    .bind(r.request_id.as_str())
+                    .bind(r.started_at_ms)
+                    .bind(r.ended_at_ms)
+                    .bind(r.call_type)
+                    .bind(r.surface)
+                    .bind(r.api_key_hash.as_deref())
+                    .bind(r.key_alias.as_deref())
+                    .bind(r.user_id.as_deref())
+                    .bind(r.team_id.as_deref())
+                    .bind(r.model_requested.as_str())
+                    .bind(r.model_group.as_deref())
+                    .bind(r.deployment_id.as_deref())
+                    .bind(r.provider.as_deref())
+                    .bind(r.upstream_model.as_deref())
+                    .bind(r.stream)
+                    .bind(i32::from(r.status_code))
+                    .bind(r.outcome)
+                    .bind(r.error.as_deref())
+                    .bind(r.attempts as i32)
+                    .bind(r.fallbacks_used as i32)
+                    .bind(r.prompt_tokens as i64)
+                    .bind(r.completion_tokens as i64)
+                    .bind((r.prompt_tokens + r.completion_tokens) as i64)
+                    .bind(r.spend)
+                    .bind(r.latency_ms as i64)
+                    .bind(r.ttft_ms.map(|t| t as i64))
+                    .bind(r.metadata.as_ref().map(|m| m.to_string()))
+                    .bind(r.cache_hit)
+                    .bind(r.guardrails.as_ref().map(|g| g.to_string()))
+                    .bind(content(r, keep_content, |c| Some(&c.messages)))
+                    .bind(content(r, keep_content, |c| c.response.as_ref()));
+            }
+            q.execute(&mut *tx).await?;
+            rest = tail;
+        }
+        let updated = add_spend!(tx, spend);
+        rollup::add_rollup!(tx, rows);
+        tx.commit().await?;
+        Ok(updated)
+    }
+
     /// Writes a batch of request logs in one transaction (ids already written are skipped).
     /// SQLite runs one cached single-row statement per log; Postgres inserts the
     /// whole batch as arrays through `UNNEST` (one statement whatever the size).
@@ -180,52 +238,23 @@ impl Store {
             Store::Sqlite(p) => {
                 // Multi-row statements in power-of-two sizes: a batch takes a few
                 // round trips to SQLite's worker thread, each statement cached.
-                let mut tx = p.begin().await?;
-                let mut rest = rows;
-                while !rest.is_empty() {
-                    let (size, sql) = sqlite_insert_for(rest.len());
-                    let (chunk, tail) = rest.split_at(size);
-                    let mut q = sqlx::query(sql);
-                    for r in chunk {
-                        q = q
-                            .bind(r.request_id.clone())
-                            .bind(r.started_at_ms)
-                            .bind(r.ended_at_ms)
-                            .bind(r.call_type)
-                            .bind(r.surface)
-                            .bind(r.api_key_hash.as_deref().map(str::to_string))
-                            .bind(r.key_alias.as_deref().map(str::to_string))
-                            .bind(r.user_id.clone())
-                            .bind(r.team_id.clone())
-                            .bind(r.model_requested.clone())
-                            .bind(r.model_group.clone())
-                            .bind(r.deployment_id.clone())
-                            .bind(r.provider.clone())
-                            .bind(r.upstream_model.clone())
-                            .bind(r.stream)
-                            .bind(i32::from(r.status_code))
-                            .bind(r.outcome)
-                            .bind(r.error.clone())
-                            .bind(r.attempts as i32)
-                            .bind(r.fallbacks_used as i32)
-                            .bind(r.prompt_tokens as i64)
-                            .bind(r.completion_tokens as i64)
-                            .bind((r.prompt_tokens + r.completion_tokens) as i64)
-                            .bind(r.spend)
-                            .bind(r.latency_ms as i64)
-                            .bind(r.ttft_ms.map(|t| t as i64))
-                            .bind(r.metadata.as_ref().map(|m| m.to_string()))
-                            .bind(r.cache_hit)
-                            .bind(r.guardrails.as_ref().map(|g| g.to_string()))
-                            .bind(content(r, keep_content, |c| Some(&c.messages)))
-                            .bind(content(r, keep_content, |c| c.response.as_ref()));
-                    }
-                    q.execute(&mut *tx).await?;
-                    rest = tail;
-                }
-                let updated = add_spend!(tx, spend);
-                rollup::add_rollup!(tx, rows);
-                tx.commit().await?;
+                //
+                // Each statement after the first may have to undo pages the
+                // earlier ones changed, so SQLite keeps a statement journal; on
+                // disk (the default temp store) that was most of the writes a
+                // batch made, one page write and one 4-byte write per page.
+                // The batch's transaction keeps it in memory: the temp store is
+                // chosen when a write transaction starts.
+                let mut conn = p.acquire().await?;
+                sqlx::query("PRAGMA temp_store = MEMORY")
+                    .execute(&mut *conn)
+                    .await?;
+                let written = Self::insert_sqlite_logs(&mut conn, rows, spend, keep_content).await;
+                let restored = sqlx::query("PRAGMA temp_store = DEFAULT")
+                    .execute(&mut *conn)
+                    .await;
+                let updated = written?;
+                restored?;
                 updated
             }
             Store::Postgres(p) => {

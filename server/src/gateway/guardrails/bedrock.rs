@@ -72,7 +72,9 @@ impl BedrockGuard {
                 .map_err(|e| e.to_string())?;
             req = req.content(GuardrailContentBlock::Text(block));
         }
-        let out = req.send().await.map_err(|e| {
+        // Boxed: the SDK's future is several kilobytes, and every future that
+        // may await a guardrail (each chat call's) would carry it inline.
+        let out = Box::pin(req.send()).await.map_err(|e| {
             let e = crate::providers::bedrock::sdk_error(e);
             format!(
                 "Bedrock guardrail {} could not be applied: {}",
