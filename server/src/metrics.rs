@@ -227,7 +227,7 @@ pub fn observe(r: &RequestLog) {
         m.errors.with_label_values(&[group, kind]).inc();
         if kind == "rate_limited" {
             m.rate_limited
-                .with_label_values(&[r.model_requested.as_str()])
+                .with_label_values(&[&*r.model_requested])
                 .inc();
         }
     }

@@ -282,16 +282,16 @@ impl<'s> Call<'s> {
         let mut call = Call {
             state,
             log: RequestLog {
-                request_id: meta.request_id.clone(),
+                request_id: meta.request_id.as_str().into(),
                 started_at_ms: now_ms(),
                 call_type,
                 surface: meta.surface,
                 api_key_hash: meta.auth.key_hash.clone(),
                 key_alias: meta.auth.key_alias.clone(),
-                user_id: meta.auth.user_id().map(str::to_string),
-                team_id: meta.auth.team_id().map(str::to_string),
+                user_id: meta.auth.user_id().map(Arc::from),
+                team_id: meta.auth.team_id().map(Arc::from),
                 virtual_key: key.is_some(),
-                model_requested: model.clone(),
+                model_requested: model.as_str().into(),
                 stream,
                 ..Default::default()
             },
@@ -495,10 +495,15 @@ impl<'s> Call<'s> {
 
     /// Records where a routed call went.
     fn routed<T>(&mut self, r: &Routed<T>) -> RouteInfo {
-        self.log.model_group = Some(r.model_group.clone());
-        self.log.deployment_id = Some(r.deployment.config.id.clone());
-        self.log.provider = Some(r.deployment.config.provider.to_string());
-        self.log.upstream_model = Some(r.deployment.config.upstream_model.clone());
+        let names = &r.deployment.names;
+        self.log.model_group = Some(if *names.model_group == *r.model_group {
+            Arc::clone(&names.model_group)
+        } else {
+            r.model_group.as_str().into()
+        });
+        self.log.deployment_id = Some(Arc::clone(&names.id));
+        self.log.provider = Some(Arc::clone(&names.provider));
+        self.log.upstream_model = Some(Arc::clone(&names.upstream_model));
         self.log.attempts = r.attempts.len() as u32 + 1;
         self.log.fallbacks_used = r.fallbacks_used as u32;
         RouteInfo {
@@ -513,10 +518,10 @@ impl<'s> Call<'s> {
 
     /// Records that the cache answered, as `d` once did.
     fn served_from_cache(&mut self, d: &Arc<Deployment>, key: &str) -> RouteInfo {
-        self.log.model_group = Some(d.config.model_name.clone());
-        self.log.deployment_id = Some(d.config.id.clone());
-        self.log.provider = Some(d.config.provider.to_string());
-        self.log.upstream_model = Some(d.config.upstream_model.clone());
+        self.log.model_group = Some(Arc::clone(&d.names.model_group));
+        self.log.deployment_id = Some(Arc::clone(&d.names.id));
+        self.log.provider = Some(Arc::clone(&d.names.provider));
+        self.log.upstream_model = Some(Arc::clone(&d.names.upstream_model));
         self.log.attempts = 0;
         self.log.cache_hit = true;
         RouteInfo {
@@ -602,9 +607,9 @@ impl<'s> Call<'s> {
                 // Where the last try went.
                 if let Some(last) = attempts.last() {
                     log.model_group
-                        .get_or_insert_with(|| last.model_group.clone());
+                        .get_or_insert_with(|| last.model_group.as_str().into());
                     if log.deployment_id.is_none() {
-                        log.deployment_id = last.deployment_id.clone();
+                        log.deployment_id = last.deployment_id.as_deref().map(Arc::from);
                     }
                 }
                 log.status_code = attempts.last().and_then(|a| a.error.status).unwrap_or(502);

@@ -22,6 +22,7 @@ pub struct Deployment {
     pub provider: Provider,
     pub health: Health,
     pub labels: Labels,
+    pub names: LogNames,
     /// The bundled price of its model (`model_info.base_model` if set), looked up once.
     pub price: Option<&'static crate::pricing::Price>,
 }
@@ -43,6 +44,26 @@ impl Deployment {
     pub fn context_window(&self) -> Option<u64> {
         let own = self.config.model_info.max_input_tokens;
         own.or(self.price.and_then(|p| p.max_input_tokens))
+    }
+}
+
+/// A deployment's names as the request log keeps them: shared, not copied
+/// into each call's log.
+pub struct LogNames {
+    pub model_group: Arc<str>,
+    pub id: Arc<str>,
+    pub provider: Arc<str>,
+    pub upstream_model: Arc<str>,
+}
+
+impl LogNames {
+    fn new(d: &DeploymentConfig) -> Self {
+        LogNames {
+            model_group: d.model_name.as_str().into(),
+            id: d.id.as_str().into(),
+            provider: d.provider.to_string().into(),
+            upstream_model: d.upstream_model.as_str().into(),
+        }
     }
 }
 
@@ -209,6 +230,7 @@ impl Router {
                 price,
                 provider: Provider::new(d, http).await,
                 labels: Labels::new(d),
+                names: LogNames::new(d),
                 config: d.clone(),
                 health: Health::default(),
             });

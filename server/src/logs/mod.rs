@@ -24,23 +24,25 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 const QUEUE: usize = 100_000;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// One request, as it is logged (and later billed).
+/// One request, as it is logged (and later billed). Names are shared
+/// (`Arc<str>`): the deployment's are not copied per call, and the store binds
+/// them without copying.
 #[derive(Debug, Clone, Default)]
 pub struct RequestLog {
-    pub request_id: String,
+    pub request_id: Arc<str>,
     pub started_at_ms: i64,
     pub ended_at_ms: i64,
     pub call_type: &'static str,
     pub surface: &'static str,
     pub api_key_hash: Option<Arc<str>>,
     pub key_alias: Option<Arc<str>>,
-    pub user_id: Option<String>,
-    pub team_id: Option<String>,
-    pub model_requested: String,
-    pub model_group: Option<String>,
-    pub deployment_id: Option<String>,
-    pub provider: Option<String>,
-    pub upstream_model: Option<String>,
+    pub user_id: Option<Arc<str>>,
+    pub team_id: Option<Arc<str>>,
+    pub model_requested: Arc<str>,
+    pub model_group: Option<Arc<str>>,
+    pub deployment_id: Option<Arc<str>>,
+    pub provider: Option<Arc<str>>,
+    pub upstream_model: Option<Arc<str>>,
     pub stream: bool,
     pub status_code: u16,
     pub outcome: &'static str,
@@ -236,14 +238,10 @@ fn spend_deltas(
                 }
             }
             if let Some(u) = &r.user_id {
-                *sums
-                    .entry((SpendKind::User, u.as_str().into()))
-                    .or_default() += r.spend;
+                *sums.entry((SpendKind::User, (&**u).into())).or_default() += r.spend;
             }
             if let Some(t) = &r.team_id {
-                *sums
-                    .entry((SpendKind::Team, t.as_str().into()))
-                    .or_default() += r.spend;
+                *sums.entry((SpendKind::Team, (&**t).into())).or_default() += r.spend;
             }
         }
     }

@@ -389,10 +389,10 @@ fn request_span(log: &RequestLog, content: bool) -> Span {
     };
     let mut a = vec![
         text("gen_ai.operation.name", operation),
-        text("gen_ai.request.model", &log.model_requested),
+        text("gen_ai.request.model", &*log.model_requested),
         int("gen_ai.usage.input_tokens", log.prompt_tokens),
         int("gen_ai.usage.output_tokens", log.completion_tokens),
-        text("tollgate.request_id", &log.request_id),
+        text("tollgate.request_id", &*log.request_id),
         text("tollgate.surface", log.surface),
         kv("tollgate.spend", any_value::Value::DoubleValue(log.spend)),
         kv(

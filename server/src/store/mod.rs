@@ -161,8 +161,8 @@ impl Store {
     }
 
     /// The SQLite half of [`Store::insert_request_logs`], on one connection.
-    /// Strings are bound borrowed from the batch: nothing is copied before
-    /// SQLite copies it.
+    /// The log's names are shared (`Arc<str>`): binding them copies nothing
+    /// before SQLite does.
     async fn insert_sqlite_logs(
         conn: &mut sqlx::SqliteConnection,
         rows: &[RequestLog],
@@ -177,20 +177,20 @@ impl Store {
             let mut q = sqlx::query(sql);
             for r in chunk {
                 q = q
-                    .bind(r.request_id.as_str())
+                    .bind(std::sync::Arc::clone(&r.request_id))
                     .bind(r.started_at_ms)
                     .bind(r.ended_at_ms)
                     .bind(r.call_type)
                     .bind(r.surface)
-                    .bind(r.api_key_hash.as_deref())
-                    .bind(r.key_alias.as_deref())
-                    .bind(r.user_id.as_deref())
-                    .bind(r.team_id.as_deref())
-                    .bind(r.model_requested.as_str())
-                    .bind(r.model_group.as_deref())
-                    .bind(r.deployment_id.as_deref())
-                    .bind(r.provider.as_deref())
-                    .bind(r.upstream_model.as_deref())
+                    .bind(r.api_key_hash.clone())
+                    .bind(r.key_alias.clone())
+                    .bind(r.user_id.clone())
+                    .bind(r.team_id.clone())
+                    .bind(std::sync::Arc::clone(&r.model_requested))
+                    .bind(r.model_group.clone())
+                    .bind(r.deployment_id.clone())
+                    .bind(r.provider.clone())
+                    .bind(r.upstream_model.clone())
                     .bind(r.stream)
                     .bind(i32::from(r.status_code))
                     .bind(r.outcome)

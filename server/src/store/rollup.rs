@@ -120,11 +120,12 @@ pub fn rollup(rows: &[RequestLog], grain: Grain) -> Vec<(RollupKey, Sums)> {
         let key = (
             grain.floor(r.started_at_ms),
             r.model_group
-                .clone()
-                .unwrap_or_else(|| r.model_requested.clone()),
+                .as_deref()
+                .unwrap_or(&r.model_requested)
+                .to_string(),
             r.api_key_hash.as_deref().unwrap_or_default().to_string(),
-            r.user_id.clone().unwrap_or_default(),
-            r.team_id.clone().unwrap_or_default(),
+            r.user_id.as_deref().unwrap_or_default().to_string(),
+            r.team_id.as_deref().unwrap_or_default().to_string(),
         );
         out.entry(key).or_default().add_log(r);
     }
