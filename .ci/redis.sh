@@ -4,7 +4,14 @@
 # Usage: .ci/redis.sh start | stop
 set -euo pipefail
 REDIS_PORT="${TOLLGATE_TEST_REDIS_PORT:-56379}"
-URL="redis://127.0.0.1:$REDIS_PORT"
+# The port actually used: another one when $REDIS_PORT is held by something that
+# does not answer as Redis (a server frozen in another session, say).
+STATE="/tmp/tollgate-redis-$REDIS_PORT.port"
+PORT=$(cat "$STATE" 2>/dev/null || echo "$REDIS_PORT")
+
+answers() { timeout 3 redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; }
+# Something accepts connections on the port (whatever it is).
+held() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 case "${1:-start}" in
   start)
@@ -13,15 +20,22 @@ case "${1:-start}" in
       apt_install=(apt-get install -y --no-install-recommends redis-server)
       if [ "$(id -u)" = 0 ]; then apt-get update -qq >&2 && "${apt_install[@]}" >&2; else sudo apt-get update -qq >&2 && sudo "${apt_install[@]}" >&2; fi
     fi
-    if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
-      redis-server --daemonize yes --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-        --logfile "/tmp/tollgate-redis-$REDIS_PORT.log" >&2
-      for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    PORT="$REDIS_PORT"
+    for _ in $(seq 20); do
+      if answers "$PORT" || ! held "$PORT"; then break; fi
+      echo "port $PORT is held by something that does not answer as Redis; trying $((PORT + 1))" >&2
+      PORT=$((PORT + 1))
+    done
+    echo "$PORT" >"$STATE"
+    if ! answers "$PORT"; then
+      redis-server --daemonize yes --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --logfile "/tmp/tollgate-redis-$PORT.log" >&2
+      for _ in $(seq 50); do answers "$PORT" && break; sleep 0.1; done
     fi
-    redis-cli -p "$REDIS_PORT" flushall >/dev/null
-    echo "$URL"
+    timeout 10 redis-cli -p "$PORT" flushall >/dev/null
+    echo "redis://127.0.0.1:$PORT"
     ;;
   stop)
-    redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+    timeout 5 redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
     ;;
 esac
