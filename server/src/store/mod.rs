@@ -219,8 +219,9 @@ impl Store {
     }
 
     /// Writes a batch of request logs in one transaction (ids already written are skipped).
-    /// SQLite runs one cached single-row statement per log; Postgres inserts the
-    /// whole batch as arrays through `UNNEST` (one statement whatever the size).
+    /// SQLite runs cached multi-row statements (64, 32, … 1 rows) until the batch
+    /// is written; Postgres inserts the whole batch as arrays through `UNNEST`
+    /// (one statement whatever the size).
     ///
     /// In the same transaction, adds `spend` (deltas per key, user, team and the
     /// proxy) to the counters, so a counter always equals the sum of its logged
