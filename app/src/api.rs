@@ -203,6 +203,12 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         None
     }
 
+    /// Which calls the request log leaves out (`disable_spend_logs`,
+    /// `disable_error_logs`), said for the log pages; None when it keeps all.
+    fn logs_notice(&self) -> Option<String> {
+        None
+    }
+
     /// Who made the request `parts` (resolved by the gateway's auth layer).
     fn me(&self, _parts: &http::request::Parts) -> Option<Me> {
         None
@@ -231,6 +237,12 @@ pub trait ConsoleBackend: Send + Sync + 'static {
 fn backend() -> Result<std::sync::Arc<dyn ConsoleBackend>, ServerFnError> {
     use_context::<std::sync::Arc<dyn ConsoleBackend>>()
         .ok_or_else(|| ServerFnError::new("the console backend is not configured"))
+}
+
+/// What the log pages say about calls the store does not keep.
+#[cfg(feature = "ssr")]
+pub(crate) fn logs_notice() -> Option<String> {
+    use_context::<std::sync::Arc<dyn ConsoleBackend>>().and_then(|b| b.logs_notice())
 }
 
 /// Who is signed in, for server functions.

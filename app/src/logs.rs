@@ -85,6 +85,9 @@ pub struct LogPage {
     pub next: Option<String>,
     /// The cursor of the previous (newer) page, if this is not the newest.
     pub newer: Option<String>,
+    /// Which calls the store does not keep, when it leaves some out.
+    #[serde(default)]
+    pub notice: Option<String>,
 }
 
 /// Where a page of the log starts: at the newest row, after a cursor
@@ -158,9 +161,15 @@ pub async fn list_logs(filter: LogFilter, at: LogCursor) -> Result<LogPage, Serv
             rows.truncate(PAGE_ROWS);
             rows.last().map(|r| r.cursor.clone()).unwrap_or_default()
         });
-        LogPage { rows, next, newer }
+        LogPage {
+            rows,
+            next,
+            newer,
+            notice: None,
+        }
     };
-    Ok(match at {
+    let notice = crate::api::logs_notice();
+    let mut out = match at {
         LogCursor::Newest => page(read(None).await?, None),
         LogCursor::After(c) => {
             let rows = read(Some(("after", &c))).await?;
@@ -177,13 +186,16 @@ pub async fn list_logs(filter: LogFilter, at: LogCursor) -> Result<LogPage, Serv
                     next: Some(c),
                     rows,
                     newer,
+                    notice: None,
                 }
             } else {
                 // Back at the top: the newest page, full.
                 page(read(None).await?, None)
             }
         }
-    })
+    };
+    out.notice = notice;
+    Ok(out)
 }
 
 #[component]
@@ -281,7 +293,11 @@ pub fn LogsPage() -> impl IntoView {
                 </div>
             </form>
             <Transition fallback=|| view! { <p class="muted loading">"Loading logs…"</p> }>
-                {move || logs.get().map(|r| match r {
+                {move || logs.get().map(|r| {
+                    let notice = r.as_ref().ok().and_then(|p| p.notice.clone()).map(|n| view! {
+                        <p class="warn" data-testid="logs-notice">{n}</p>
+                    });
+                    let body = match r {
                     Err(e) => view! { <ErrorBox error=e /> }.into_any(),
                     Ok(p) if p.rows.is_empty() => view! {
                         <div class="panel empty" data-testid="empty-state">
@@ -321,6 +337,8 @@ pub fn LogsPage() -> impl IntoView {
                             </nav>
                         }.into_any()
                     }
+                    };
+                    view! { {notice} {body} }
                 })}
             </Transition>
         </main>

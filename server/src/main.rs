@@ -285,13 +285,13 @@ async fn serve(
         .await
         .map_err(|(path, reason)| format!("config {}: {path}: {reason}", cfg.source))?;
     let exporters = logs::Exporters::start(&cfg.callbacks).await?;
-    let keep_content =
-        cfg.callbacks.store_gets_content() || cfg.callbacks.destinations_get_content();
+    let stored_logs = cfg.callbacks.stored_logs();
+    let keep_content = stored_logs.content || cfg.callbacks.destinations_get_content();
     let (log_sink, log_writer) = logs::LogWriter::start(
         store.clone(),
         directory.clone(),
         exporters.clone(),
-        cfg.callbacks.store_gets_content(),
+        stored_logs,
     );
     if env.get("TOLLGATE_SALT_KEY").is_none() && env.get("LITELLM_SALT_KEY").is_none() {
         tracing::info!("no TOLLGATE_SALT_KEY: provider keys of models added through the API are sealed with the master key, and cannot be read if it changes");
@@ -330,6 +330,7 @@ async fn serve(
         guardrails,
         exporters,
         keep_content,
+        stored_logs,
         health_board: cfg.health_checks.map(|_| Default::default()),
         started_at: providers::now_secs(),
     });

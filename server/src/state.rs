@@ -36,6 +36,8 @@ pub struct AppState {
     /// Whether calls keep their prompt and answer for the logs (something
     /// stores or sends them, and `turn_off_message_logging` is off).
     pub keep_content: bool,
+    /// Which request logs the store keeps (`disable_spend_logs`, `disable_error_logs`).
+    pub stored_logs: crate::config::StoredLogs,
     /// The last scheduled health check, when `background_health_checks` is on.
     pub health_board: Option<Arc<crate::gateway::health::Board>>,
     /// Unix seconds when this process started (the `created` of listed models).

@@ -4,7 +4,7 @@
 //! variables; and whether prompts and answers are kept anywhere.
 
 use super::env::{Env, Resolved};
-use super::litellm::{OneOrMany, RawLitellmSettings, ScalarString};
+use super::litellm::{OneOrMany, RawGeneralSettings, RawLitellmSettings, ScalarString};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::time::Duration;
@@ -37,6 +37,10 @@ pub struct CallbacksConfig {
     pub turn_off_message_logging: bool,
     /// `general_settings.store_prompts_in_spend_logs`: the request log keeps them.
     pub store_prompts_in_spend_logs: bool,
+    /// `general_settings.disable_spend_logs`: the store keeps no log of calls that succeeded.
+    pub disable_spend_logs: bool,
+    /// `general_settings.disable_error_logs`: the store keeps no log of calls that failed.
+    pub disable_error_logs: bool,
     /// Delivery settings (`TOLLGATE_CALLBACK_FLUSH_SECS`, `_QUEUE`, `_RETRIES`).
     pub flush_every: Duration,
     pub queue: usize,
@@ -51,7 +55,67 @@ impl CallbacksConfig {
 
     /// Whether the request log in the store keeps prompts and answers.
     pub fn store_gets_content(&self) -> bool {
-        !self.turn_off_message_logging && self.store_prompts_in_spend_logs
+        !self.turn_off_message_logging
+            && self.store_prompts_in_spend_logs
+            && !(self.disable_spend_logs && self.disable_error_logs)
+    }
+
+    /// Which request logs the store keeps.
+    pub fn stored_logs(&self) -> StoredLogs {
+        StoredLogs {
+            success: !self.disable_spend_logs,
+            failure: !self.disable_error_logs,
+            content: self.store_gets_content(),
+        }
+    }
+}
+
+/// Which request logs the store keeps. Spend counters and the daily
+/// roll-up count every call whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredLogs {
+    /// Logs of calls that succeeded (off with `disable_spend_logs`).
+    pub success: bool,
+    /// Logs of calls that failed (off with `disable_error_logs`).
+    pub failure: bool,
+    /// Their prompts and answers (`store_prompts_in_spend_logs`).
+    pub content: bool,
+}
+
+impl Default for StoredLogs {
+    fn default() -> Self {
+        StoredLogs {
+            success: true,
+            failure: true,
+            content: false,
+        }
+    }
+}
+
+impl StoredLogs {
+    /// Whether a call that succeeded (`true`) or failed is kept.
+    pub fn keeps(&self, succeeded: bool) -> bool {
+        if succeeded {
+            self.success
+        } else {
+            self.failure
+        }
+    }
+
+    /// What the log pages say about the calls they cannot show.
+    pub fn notice(&self) -> Option<&'static str> {
+        match (self.success, self.failure) {
+            (true, true) => None,
+            (false, true) => Some(
+                "Calls that succeeded are not stored (general_settings.disable_spend_logs); only failed calls are listed. Spend is still counted.",
+            ),
+            (true, false) => Some(
+                "Calls that failed are not stored (general_settings.disable_error_logs); only calls that succeeded are listed.",
+            ),
+            (false, false) => Some(
+                "Request logs are not stored (general_settings.disable_spend_logs and disable_error_logs). Spend is still counted.",
+            ),
+        }
     }
 }
 
@@ -113,7 +177,7 @@ pub struct S3Params {
 /// not deliver to are warned about and skipped.
 pub fn callbacks(
     ls: &mut RawLitellmSettings,
-    store_prompts: bool,
+    general: Option<&RawGeneralSettings>,
     env: &Env,
     warnings: &mut Vec<String>,
 ) -> Result<CallbacksConfig, FieldError> {
@@ -222,10 +286,18 @@ pub fn callbacks(
             service,
         });
     }
+    let flag = |f: fn(&RawGeneralSettings) -> Option<bool>| general.and_then(f).unwrap_or(false);
+    let store_prompts = flag(|g| g.store_prompts_in_spend_logs);
+    let disable_spend_logs = flag(|g| g.disable_spend_logs);
+    let disable_error_logs = flag(|g| g.disable_error_logs);
     let turn_off = ls.turn_off_message_logging.unwrap_or(false);
     if turn_off && store_prompts {
         warnings.push(
             "general_settings.store_prompts_in_spend_logs: litellm_settings.turn_off_message_logging is true, so prompts and answers are not kept".into(),
+        );
+    } else if store_prompts && disable_spend_logs && disable_error_logs {
+        warnings.push(
+            "general_settings.store_prompts_in_spend_logs: disable_spend_logs and disable_error_logs are both true, so no request log keeps them".into(),
         );
     }
     let number = |name: &str| env.get(name).and_then(|v| v.trim().parse::<f64>().ok());
@@ -233,6 +305,8 @@ pub fn callbacks(
         destinations,
         turn_off_message_logging: turn_off,
         store_prompts_in_spend_logs: store_prompts,
+        disable_spend_logs,
+        disable_error_logs,
         flush_every: number("TOLLGATE_CALLBACK_FLUSH_SECS")
             .filter(|s| s.is_finite() && *s > 0.0)
             .map(Duration::from_secs_f64)

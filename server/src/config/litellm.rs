@@ -264,6 +264,11 @@ pub struct RawGeneralSettings {
     pub database_url: Option<String>,
     pub global_max_parallel_requests: Option<u64>,
     pub store_prompts_in_spend_logs: Option<bool>,
+    /// The store keeps no request log of calls that succeeded (spend is
+    /// still counted, and the log destinations still get them).
+    pub disable_spend_logs: Option<bool>,
+    /// The store keeps no request log of calls that failed.
+    pub disable_error_logs: Option<bool>,
     /// `["slack"]`: alerts go to `SLACK_WEBHOOK_URL`.
     pub alerting: Option<OneOrMany>,
     /// Seconds after which a call is reported as slow (`llm_too_slow`).

@@ -40,7 +40,7 @@ pub mod secrets;
 
 use crate::secret::Secret;
 pub use alerting::{AlertingConfig, HealthCheckConfig};
-pub use callbacks::{CallbacksConfig, Destination, DestinationKind, S3Params};
+pub use callbacks::{CallbacksConfig, Destination, DestinationKind, S3Params, StoredLogs};
 use env::{Env, Resolved};
 pub use guardrails::{GuardrailConfig, GuardrailKind, GuardrailMode, PatternSource};
 use litellm::{
@@ -423,16 +423,9 @@ pub fn load_str_with_secrets(
     )
     .map_err(|(p, r)| err(p, r))?;
     let mut ls = raw.litellm_settings.unwrap_or_default();
-    let callbacks = callbacks::callbacks(
-        &mut ls,
-        raw.general_settings
-            .as_ref()
-            .and_then(|g| g.store_prompts_in_spend_logs)
-            .unwrap_or(false),
-        &env,
-        &mut warnings,
-    )
-    .map_err(|(p, r)| err(p, r))?;
+    let callbacks =
+        callbacks::callbacks(&mut ls, raw.general_settings.as_ref(), &env, &mut warnings)
+            .map_err(|(p, r)| err(p, r))?;
     let cache =
         cache_config(&ls, &env, redis_url.as_deref(), &mut warnings).map_err(|(p, r)| err(p, r))?;
     let cache_params_set = ls.cache_params.is_some();

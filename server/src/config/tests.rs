@@ -404,3 +404,41 @@ fn log_destinations_and_alerts_are_read_and_bad_ones_named() {
         assert!(e.reason.contains(var), "{e}");
     }
 }
+
+#[test]
+fn spend_and_error_logs_can_be_left_out_of_the_store() {
+    let load = |general: &str| {
+        load(&format!("model_list: []\ngeneral_settings:\n{general}"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let all = load("  store_prompts_in_spend_logs: true\n");
+    let kept = all.callbacks.stored_logs();
+    assert!(kept.keeps(true) && kept.keeps(false) && kept.content);
+    assert_eq!(kept.notice(), None);
+
+    let failures = load("  disable_spend_logs: true\n").callbacks.stored_logs();
+    assert!(!failures.keeps(true) && failures.keeps(false));
+    assert!(failures
+        .notice()
+        .is_some_and(|n| n.contains("general_settings.disable_spend_logs")));
+
+    let successes = load("  disable_error_logs: true\n").callbacks.stored_logs();
+    assert!(successes.keeps(true) && !successes.keeps(false));
+    assert!(successes
+        .notice()
+        .is_some_and(|n| n.contains("disable_error_logs")));
+
+    // Neither: the prompts kept for the store have nowhere to go, and it is said.
+    let none = load(
+        "  disable_spend_logs: true\n  disable_error_logs: true\n  store_prompts_in_spend_logs: true\n",
+    );
+    let kept = none.callbacks.stored_logs();
+    assert!(!kept.keeps(true) && !kept.keeps(false) && !kept.content);
+    assert!(
+        none.warnings
+            .iter()
+            .any(|w| w.contains("no request log keeps them")),
+        "{:?}",
+        none.warnings
+    );
+}

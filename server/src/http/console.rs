@@ -396,6 +396,10 @@ impl app::ConsoleBackend for Backend {
         self.state.oidc.as_ref().map(|o| o.name.to_string())
     }
 
+    fn logs_notice(&self) -> Option<String> {
+        self.state.stored_logs.notice().map(str::to_string)
+    }
+
     fn model_groups(&self, query: &str, page: u64, page_size: u64) -> ModelGroupPage {
         let snap = self.state.directory.snapshot();
         let stored = |id: &str| {

@@ -8,6 +8,7 @@ mod sinks;
 pub use export::Exporters;
 pub use payload::LoggedContent;
 
+use crate::config::StoredLogs;
 use crate::directory::Directory;
 use crate::store::directory::SpendKind;
 use crate::store::Store;
@@ -110,12 +111,12 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    /// `store_content`: the store keeps prompts and answers.
+    /// `stored`: which logs the store keeps, and whether with prompts and answers.
     pub fn start(
         store: Store,
         directory: Arc<Directory>,
         exporters: Arc<Exporters>,
-        store_content: bool,
+        stored: StoredLogs,
     ) -> (LogSink, LogWriter) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stop = CancellationToken::new();
@@ -124,7 +125,7 @@ impl LogWriter {
                 store,
                 directory,
                 exporters: exporters.clone(),
-                store_content,
+                stored,
             },
             rx,
             stop.clone(),
@@ -174,7 +175,7 @@ struct Writer {
     store: Store,
     directory: Arc<Directory>,
     exporters: Arc<Exporters>,
-    store_content: bool,
+    stored: StoredLogs,
 }
 
 async fn run(store: Writer, mut rx: mpsc::Receiver<RequestLog>, stop: CancellationToken) {
@@ -265,11 +266,7 @@ async fn write(w: &Writer, batch: &mut Vec<RequestLog>) {
             .is_some_and(|k| k.record.settings.model_max_budget.contains_key(model))
     });
     for attempt in 0..3u32 {
-        match w
-            .store
-            .insert_request_logs(batch, &deltas, w.store_content)
-            .await
-        {
+        match w.store.insert_request_logs(batch, &deltas, w.stored).await {
             Ok(updated) => {
                 w.directory.settle(&updated);
                 hand_over(w, batch);

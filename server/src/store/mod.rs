@@ -17,6 +17,7 @@ pub mod history;
 pub mod rollup;
 pub mod sessions;
 
+use crate::config::StoredLogs;
 use crate::logs::RequestLog;
 use crate::secret::redact_dsn;
 use directory::SpendKind;
@@ -160,17 +161,19 @@ impl Store {
         Ok(())
     }
 
-    /// The SQLite half of [`Store::insert_request_logs`], on one connection.
+    /// The SQLite half of [`Store::insert_request_logs`], on one connection:
+    /// `kept` goes to the log table, every row of `rows` to the roll-up.
     /// The log's names are shared (`Arc<str>`): binding them copies nothing
     /// before SQLite does.
     async fn insert_sqlite_logs(
         conn: &mut sqlx::SqliteConnection,
         rows: &[RequestLog],
+        kept: &[&RequestLog],
         spend: &[(SpendKind, String, f64)],
         keep_content: bool,
     ) -> Result<Vec<(SpendKind, String, f64, f64)>, StoreError> {
         let mut tx = sqlx::Connection::begin(conn).await?;
-        let mut rest = rows;
+        let mut rest = kept;
         while !rest.is_empty() {
             let (size, sql) = sqlite_insert_for(rest.len());
             let (chunk, tail) = rest.split_at(size);
@@ -218,23 +221,31 @@ impl Store {
         Ok(updated)
     }
 
-    /// Writes a batch of request logs in one transaction (ids already written are skipped).
-    /// SQLite runs cached multi-row statements (64, 32, … 1 rows) until the batch
-    /// is written; Postgres inserts the whole batch as arrays through `UNNEST`
-    /// (one statement whatever the size).
+    /// Writes a batch of request logs in one transaction: the rows `stored`
+    /// keeps (ids already written are skipped). SQLite runs cached multi-row
+    /// statements (64, 32, … 1 rows) until they are written; Postgres inserts
+    /// them all as arrays through `UNNEST` (one statement whatever the size).
     ///
     /// In the same transaction, adds `spend` (deltas per key, user, team and the
-    /// proxy) to the counters, so a counter always equals the sum of its logged
-    /// rows; returns each counter's new value.
+    /// proxy) to the counters and every row of the batch to the roll-up, so a
+    /// counter always equals the spend of its calls (the sum of its logged rows
+    /// when every log is stored); returns each counter's new value.
     pub async fn insert_request_logs(
         &self,
         rows: &[RequestLog],
         spend: &[(SpendKind, String, f64)],
-        keep_content: bool,
+        stored: StoredLogs,
     ) -> Result<Vec<(SpendKind, String, f64, f64)>, StoreError> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
+        let keep_content = stored.content;
+        // The rows the store keeps (`disable_spend_logs`, `disable_error_logs`);
+        // spend and the roll-up count them all.
+        let kept: Vec<&RequestLog> = rows
+            .iter()
+            .filter(|r| stored.keeps(r.outcome == "success"))
+            .collect();
         let updated = match self {
             Store::Sqlite(p) => {
                 // Multi-row statements in power-of-two sizes: a batch takes a few
@@ -250,7 +261,8 @@ impl Store {
                 sqlx::query("PRAGMA temp_store = MEMORY")
                     .execute(&mut *conn)
                     .await?;
-                let written = Self::insert_sqlite_logs(&mut conn, rows, spend, keep_content).await;
+                let written =
+                    Self::insert_sqlite_logs(&mut conn, rows, &kept, spend, keep_content).await;
                 let restored = sqlx::query("PRAGMA temp_store = DEFAULT")
                     .execute(&mut *conn)
                     .await;
@@ -261,65 +273,68 @@ impl Store {
             Store::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 let text = |f: fn(&RequestLog) -> Option<&str>| -> Vec<Option<String>> {
-                    rows.iter().map(|r| f(r).map(str::to_string)).collect()
+                    kept.iter().map(|r| f(r).map(str::to_string)).collect()
                 };
-                let int = |f: fn(&RequestLog) -> i64| -> Vec<i64> { rows.iter().map(f).collect() };
+                let int =
+                    |f: fn(&RequestLog) -> i64| -> Vec<i64> { kept.iter().map(|r| f(r)).collect() };
                 let small =
-                    |f: fn(&RequestLog) -> i32| -> Vec<i32> { rows.iter().map(f).collect() };
-                sqlx::query(INSERT_LOGS_POSTGRES)
-                    .bind(text(|r| Some(&r.request_id)))
-                    .bind(int(|r| r.started_at_ms))
-                    .bind(int(|r| r.ended_at_ms))
-                    .bind(text(|r| Some(r.call_type)))
-                    .bind(text(|r| Some(r.surface)))
-                    .bind(text(|r| r.api_key_hash.as_deref()))
-                    .bind(text(|r| r.key_alias.as_deref()))
-                    .bind(text(|r| r.user_id.as_deref()))
-                    .bind(text(|r| r.team_id.as_deref()))
-                    .bind(text(|r| Some(&r.model_requested)))
-                    .bind(text(|r| r.model_group.as_deref()))
-                    .bind(text(|r| r.deployment_id.as_deref()))
-                    .bind(text(|r| r.provider.as_deref()))
-                    .bind(text(|r| r.upstream_model.as_deref()))
-                    .bind(rows.iter().map(|r| r.stream).collect::<Vec<bool>>())
-                    .bind(small(|r| i32::from(r.status_code)))
-                    .bind(text(|r| Some(r.outcome)))
-                    .bind(text(|r| r.error.as_deref()))
-                    .bind(small(|r| r.attempts as i32))
-                    .bind(small(|r| r.fallbacks_used as i32))
-                    .bind(int(|r| r.prompt_tokens as i64))
-                    .bind(int(|r| r.completion_tokens as i64))
-                    .bind(int(|r| (r.prompt_tokens + r.completion_tokens) as i64))
-                    .bind(rows.iter().map(|r| r.spend).collect::<Vec<f64>>())
-                    .bind(int(|r| r.latency_ms as i64))
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.ttft_ms.map(|t| t as i64))
-                            .collect::<Vec<Option<i64>>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.metadata.as_ref().map(|m| m.to_string()))
-                            .collect::<Vec<Option<String>>>(),
-                    )
-                    .bind(rows.iter().map(|r| r.cache_hit).collect::<Vec<bool>>())
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.guardrails.as_ref().map(|g| g.to_string()))
-                            .collect::<Vec<Option<String>>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| content(r, keep_content, |c| Some(&c.messages)))
-                            .collect::<Vec<Option<String>>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| content(r, keep_content, |c| c.response.as_ref()))
-                            .collect::<Vec<Option<String>>>(),
-                    )
-                    .execute(&mut *tx)
-                    .await?;
+                    |f: fn(&RequestLog) -> i32| -> Vec<i32> { kept.iter().map(|r| f(r)).collect() };
+                if !kept.is_empty() {
+                    sqlx::query(INSERT_LOGS_POSTGRES)
+                        .bind(text(|r| Some(&r.request_id)))
+                        .bind(int(|r| r.started_at_ms))
+                        .bind(int(|r| r.ended_at_ms))
+                        .bind(text(|r| Some(r.call_type)))
+                        .bind(text(|r| Some(r.surface)))
+                        .bind(text(|r| r.api_key_hash.as_deref()))
+                        .bind(text(|r| r.key_alias.as_deref()))
+                        .bind(text(|r| r.user_id.as_deref()))
+                        .bind(text(|r| r.team_id.as_deref()))
+                        .bind(text(|r| Some(&r.model_requested)))
+                        .bind(text(|r| r.model_group.as_deref()))
+                        .bind(text(|r| r.deployment_id.as_deref()))
+                        .bind(text(|r| r.provider.as_deref()))
+                        .bind(text(|r| r.upstream_model.as_deref()))
+                        .bind(kept.iter().map(|r| r.stream).collect::<Vec<bool>>())
+                        .bind(small(|r| i32::from(r.status_code)))
+                        .bind(text(|r| Some(r.outcome)))
+                        .bind(text(|r| r.error.as_deref()))
+                        .bind(small(|r| r.attempts as i32))
+                        .bind(small(|r| r.fallbacks_used as i32))
+                        .bind(int(|r| r.prompt_tokens as i64))
+                        .bind(int(|r| r.completion_tokens as i64))
+                        .bind(int(|r| (r.prompt_tokens + r.completion_tokens) as i64))
+                        .bind(kept.iter().map(|r| r.spend).collect::<Vec<f64>>())
+                        .bind(int(|r| r.latency_ms as i64))
+                        .bind(
+                            kept.iter()
+                                .map(|r| r.ttft_ms.map(|t| t as i64))
+                                .collect::<Vec<Option<i64>>>(),
+                        )
+                        .bind(
+                            kept.iter()
+                                .map(|r| r.metadata.as_ref().map(|m| m.to_string()))
+                                .collect::<Vec<Option<String>>>(),
+                        )
+                        .bind(kept.iter().map(|r| r.cache_hit).collect::<Vec<bool>>())
+                        .bind(
+                            kept.iter()
+                                .map(|r| r.guardrails.as_ref().map(|g| g.to_string()))
+                                .collect::<Vec<Option<String>>>(),
+                        )
+                        .bind(
+                            kept.iter()
+                                .map(|r| content(r, keep_content, |c| Some(&c.messages)))
+                                .collect::<Vec<Option<String>>>(),
+                        )
+                        .bind(
+                            kept.iter()
+                                .map(|r| content(r, keep_content, |c| c.response.as_ref()))
+                                .collect::<Vec<Option<String>>>(),
+                        )
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let updated = add_spend!(tx, spend);
                 rollup::add_rollup!(tx, rows);
                 tx.commit().await?;

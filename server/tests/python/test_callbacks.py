@@ -472,6 +472,64 @@ def test_store_prompts_in_spend_logs_keeps_messages_and_response(mock, slow_mock
     assert answer_text(row["response"]) == completion.choices[0].message.content
 
 
+def test_disable_spend_logs_stores_failed_calls_only_and_still_counts_everything(mock, slow_mock, receiver, tmp_path):
+    """LiteLLM's `disable_spend_logs`: the store keeps no row of a call that
+    succeeded; failed calls are still stored, spend, budgets and the activity
+    roll-up still count every call, and the log destinations still get all."""
+    marker = uuid.uuid4().hex
+    section = """
+        litellm_settings:
+          callbacks: ["webhook"]
+        general_settings:
+          disable_spend_logs: true
+        """
+    with running(mock, slow_mock, tmp_path, section, env=webhook_env(receiver)) as gw:
+        key, token = virtual_key(gw, "no-spend-logs")
+        ok, _ = chat(gw, f"not stored {marker}", key=key)
+        streamed, _ = stream_chat(gw, f"not stored either {marker}", key=key)
+        bad = failing_chat(gw, key=key)
+        got = wait_payloads(receiver, [ok, streamed, bad])
+        # The failed call's row is written after the others' batch (one writer, in order).
+        assert spend_row(gw, token, bad)["status"] == "error"
+        with admin(gw) as a:
+            ids = {r["request_id"] for r in a.get("/spend/logs", params={"api_key": token, "limit": 100}).json()}
+            assert ok not in ids and streamed not in ids
+            assert wait_until(lambda: a.get("/key/info", params={"key": key}).json()["info"]["spend"] > 0, timeout=WAIT)
+            totals = a.get("/spend/activity", params={"period": "hour", "api_key": token}).json()["totals"]
+        assert totals["requests"] == 3 and totals["errors"] == 1 and totals["spend"] > 0
+        assert "general_settings.disable_spend_logs" in logs_page(gw)
+    assert got[ok]["status"] == "success" and got[streamed]["stream"] is True and got[bad]["status"] == "failure"
+
+
+def logs_page(gw) -> str:
+    """The console's Logs page, as the master key's session sees it."""
+    with httpx.Client(base_url=gw.url, follow_redirects=False, timeout=30) as b:
+        r = b.post("/ui/session", data={"password": MASTER_KEY, "next": "/ui/logs"})
+        assert r.status_code in (302, 303), r.text
+        r = b.get("/ui/logs", headers={"accept": "text/html"})
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def test_disable_error_logs_stores_calls_that_succeeded_only(mock, slow_mock, tmp_path):
+    section = """
+        general_settings:
+          disable_error_logs: true
+        """
+    with running(mock, slow_mock, tmp_path, section) as gw:
+        key, token = virtual_key(gw, "no-error-logs")
+        bad = failing_chat(gw, key=key)
+        ok, _ = chat(gw, "stored", key=key)
+        assert spend_row(gw, token, ok)["status"] == "success"
+        with admin(gw) as a:
+            rows = a.get("/spend/logs", params={"api_key": token, "limit": 100}).json()
+            totals = a.get("/spend/activity", params={"period": "hour", "api_key": token}).json()["totals"]
+        assert [r["request_id"] for r in rows] == [ok] and bad
+        assert totals["requests"] == 2 and totals["errors"] == 1
+        page = logs_page(gw)
+        assert "Calls that failed are not stored" in page and "disable_error_logs" in page
+
+
 def test_spend_logs_keep_no_prompts_by_default(gateway, http):
     made = http.post("/key/generate", json={}).json()
     marker = uuid.uuid4().hex
@@ -479,6 +537,8 @@ def test_spend_logs_keep_no_prompts_by_default(gateway, http):
     row = spend_row(gateway, made["token"], rid)
     assert "messages" in row and row["messages"] is None
     assert "response" in row and row["response"] is None
+    page = logs_page(gateway)
+    assert "data-testid=\"logs-table\"" in page and "general_settings.disable_" not in page
 
 
 def test_logged_prompts_carry_the_guardrail_placeholders(mock, slow_mock, receiver, tmp_path):
