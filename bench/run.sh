@@ -121,7 +121,7 @@ own_ticks() { # CPU ticks of this script, its reaped children (wrk, ttft, ...) a
     times >"$WORK/times.txt"
     t="$(awk -v hz="$CLK_TCK" '{ for (i = 1; i <= NF; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] } }
         END { printf "%d", s * hz }' "$WORK/times.txt")"
-    for pid in "$MOCK_PID" "$PT_PID" "$TG_PID" ${TGR_PID:-} ${REDIS_PID:-}; do t=$((t + $(cpu_ticks "$pid"))); done
+    for pid in "$MOCK_PID" "$PT_PID" "$TG_PID" "$TGN_PID" ${TGR_PID:-} ${REDIS_PID:-}; do t=$((t + $(cpu_ticks "$pid"))); done
     echo "$t"
 }
 
@@ -194,6 +194,12 @@ start tollgate env TOLLGATE_MASTER_KEY=sk-bench DATABASE_URL="sqlite://$WORK/ben
     "$BIN/tollgate" serve --config "$WORK/config.yaml" --port 0
 TG_PID=$STARTED_PID; TG_URL="$(wait_url tollgate)"
 log "mock $MOCK_URL (pid $MOCK_PID), passthrough $PT_URL (pid $PT_PID), tollgate $TG_URL (pid $TG_PID)"
+# The same storing no request log of successful calls (general_settings.disable_spend_logs):
+# what the store's log costs, measured in the same run.
+{ tollgate_config local; printf 'general_settings:\n  disable_spend_logs: true\n'; } >"$WORK/config_nolog.yaml"
+start tollgate_nolog env TOLLGATE_MASTER_KEY=sk-bench DATABASE_URL="sqlite://$WORK/bench_nolog.db" TOLLGATE_LOG=warn \
+    "$BIN/tollgate" serve --config "$WORK/config_nolog.yaml" --port 0
+TGN_PID=$STARTED_PID; TGN_URL="$(wait_url tollgate_nolog)"
 # The same with counters and cache in Redis (a private redis-server), if there is one.
 TGR_URL=""
 if command -v redis-server >/dev/null; then
@@ -211,7 +217,7 @@ else
 fi
 
 # Sanity: every target answers 200 with the mock's reply.
-for url in "$MOCK_URL" "$PT_URL" "$TG_URL"; do
+for url in "$MOCK_URL" "$PT_URL" "$TG_URL" "$TGN_URL"; do
     code="$(curl -s -o "$WORK/sanity.json" -w '%{http_code}' -m 5 "$url$PATH_CHAT" \
         -H 'content-type: application/json' -H 'authorization: Bearer sk-bench' -d "$BODY")"
     if [[ "$code" != 200 ]] || ! grep -q 'Mock reply to: hello world' "$WORK/sanity.json"; then
@@ -227,7 +233,7 @@ TG_CE="${TG_CE:-none}"
 # ------------------------------------------------------------------- warm up
 SYS0="$(sys_ticks)"; OWN0="$(own_ticks)"
 log "warming up (2 s each)"
-for t in "mock $MOCK_URL" "passthrough $PT_URL" "tollgate $TG_URL"; do
+for t in "mock $MOCK_URL" "passthrough $PT_URL" "tollgate $TG_URL" "tollgate_nolog $TGN_URL"; do
     set -- $t
     wrk_run "warm_$1" "$2" 1 8 2 "$WORK/post.lua"
 done
@@ -278,6 +284,7 @@ sat direct "$MOCK_URL" "$WORK/post.lua" 0
 sat passthrough "$PT_URL" "$WORK/post.lua" "$PT_PID"
 sat tollgate "$TG_URL" "$WORK/post.lua" "$TG_PID"
 sat tollgate_gzip "$TG_URL" "$WORK/post_gzip.lua" "$TG_PID"
+sat tollgate_nolog "$TGN_URL" "$WORK/post.lua" "$TGN_PID"
 TG_RSS_AFTER="$(status_kb "$TG_PID" VmRSS)"
 TG_HWM="$(status_kb "$TG_PID" VmHWM)"
 PT_HWM="$(status_kb "$PT_PID" VmHWM)"
@@ -414,6 +421,8 @@ D_P50="$(field c1_direct p50)"; P_P50="$(field c1_passthrough p50)"; T_P50="$(fi
 RPS_D="$(rps sat_direct)"; RPS_P="$(rps sat_passthrough)"; RPS_T="$(rps sat_tollgate)"; RPS_TG="$(rps sat_tollgate_gzip)"
 RATIO="$(awk -v a="$RPS_T" -v b="$RPS_P" 'BEGIN { printf "%.1f", 100 * a / b }')"
 RATIO_GZ="$(awk -v a="$RPS_TG" -v b="$RPS_P" 'BEGIN { printf "%.1f", 100 * a / b }')"
+RPS_TN="$(rps sat_tollgate_nolog)"; CPU_TN="$(cpu_per_req tollgate_nolog)"
+RATIO_N="$(awk -v a="$RPS_TN" -v b="$RPS_P" 'BEGIN { printf "%.1f", 100 * a / b }')"
 CPU_P="$(cpu_per_req passthrough)"; CPU_T="$(cpu_per_req tollgate)"; CPU_TG="$(cpu_per_req tollgate_gzip)"
 BPR_T="$(awk -v b="$(field sat_tollgate bytes)" -v r="$(field sat_tollgate requests)" 'BEGIN { printf "%.0f", b / r }')"
 BPR_TG="$(awk -v b="$(field sat_tollgate_gzip bytes)" -v r="$(field sat_tollgate_gzip requests)" 'BEGIN { printf "%.0f", b / r }')"
@@ -423,7 +432,7 @@ HD_D50="$(ttft direct headers p50)"; HD_T50="$(ttft tollgate headers p50)"; HD_P
 TG_RSS_LOAD="$(cat "$WORK/rssmax_tollgate" "$WORK/rssmax_tollgate_gzip" | sort -n | tail -1)"
 PT_RSS_LOAD="$(cat "$WORK/rssmax_passthrough")"
 ERRS=""
-for n in c1_direct c1_passthrough c1_tollgate sat_direct sat_passthrough sat_tollgate sat_tollgate_gzip rate_direct rate_passthrough \
+for n in c1_direct c1_passthrough c1_tollgate sat_direct sat_passthrough sat_tollgate sat_tollgate_gzip sat_tollgate_nolog rate_direct rate_passthrough \
     $(set -- $SETUPS; while (( $# )); do for v in plain limits cache; do echo "sat_$1_$v rate_$1_$v"; done; shift 2; done); do
     e="$(( $(field "$n" non2xx) + $(field "$n" sockerr) ))"
     [[ "$e" != 0 ]] && ERRS+="$n: $e non-2xx/socket errors; "
@@ -490,6 +499,7 @@ echo "| **requests/s, Tollgate / passthrough** | — | 100% | **${RATIO}%** | �
 echo "| saturation requests/s with accept-encoding: gzip, br | — | — | $RPS_TG (${RATIO_GZ}%) | | |"
 echo "| reply bytes/request (incl. headers), plain / gzip,br | — | — | $BPR_T / $BPR_TG; content-encoding: $TG_CE | not compressed | $( [[ "$TG_CE" == none && "$BPR_T" == "$BPR_TG" ]] && echo ✅ || echo ❌ ) |"
 echo "| **proxy CPU time per request** (utime+stime, saturation run + 1 s) | — | $CPU_P µs | **$CPU_T µs** (gzip run: $CPU_TG µs) | | |"
+echo "| with \`disable_spend_logs\` (no request log of successful calls stored): requests/s, ratio, CPU per request | — | — | $RPS_TN (${RATIO_N}%), $CPU_TN µs | | |"
 echo "| mock CPU per request in the same run | $(mock_cpu_per_req direct) | $(mock_cpu_per_req passthrough) | $(mock_cpu_per_req tollgate) | | |"
 echo "| streaming: response head p50 ($TTFT_N sequential) | $(us "$HD_D50") | $(us "$HD_P50") | $(us "$HD_T50") | | |"
 echo "| streaming: TTFT p50 (first data: event with content) | $(us "$TT_D50") | $(us "$TT_P50") | $(us "$TT_T50") | | |"
