@@ -3,7 +3,10 @@
 # on 127.0.0.1:$PGPORT, trust auth, database tollgate_test. Prints its URL.
 # Usage: .ci/postgres.sh start | reset | stop
 set -euo pipefail
-PGPORT="${TOLLGATE_TEST_PGPORT:-55432}"
+# Below Linux's ephemeral range (32768-60999): a port in it can be the local
+# end of some connection when the server starts (a CI run failed so, after the
+# SQLite suite's many connections), and then the server cannot bind it.
+PGPORT="${TOLLGATE_TEST_PGPORT:-25432}"
 # The port actually used: another one when $PGPORT is held by something that
 # does not answer as PostgreSQL (a server frozen in another session, say).
 STATE="/tmp/tollgate-pg-$PGPORT.port"

@@ -3,7 +3,10 @@
 # 127.0.0.1:$REDIS_PORT, no persistence. Prints its URL.
 # Usage: .ci/redis.sh start | stop
 set -euo pipefail
-REDIS_PORT="${TOLLGATE_TEST_REDIS_PORT:-56379}"
+# Below Linux's ephemeral range (32768-60999): a port in it can be the local
+# end of some connection when the server starts (a CI run failed so, after the
+# SQLite suite's many connections), and then the server cannot bind it.
+REDIS_PORT="${TOLLGATE_TEST_REDIS_PORT:-26379}"
 # The port actually used: another one when $REDIS_PORT is held by something that
 # does not answer as Redis (a server frozen in another session, say).
 STATE="/tmp/tollgate-redis-$REDIS_PORT.port"

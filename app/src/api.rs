@@ -209,6 +209,12 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         None
     }
 
+    /// Whether the request log keeps calls that succeeded (it does unless
+    /// `disable_spend_logs`), so that an answer's cost can be read from it.
+    fn successes_logged(&self) -> bool {
+        true
+    }
+
     /// Who made the request `parts` (resolved by the gateway's auth layer).
     fn me(&self, _parts: &http::request::Parts) -> Option<Me> {
         None
@@ -243,6 +249,12 @@ fn backend() -> Result<std::sync::Arc<dyn ConsoleBackend>, ServerFnError> {
 #[cfg(feature = "ssr")]
 pub(crate) fn logs_notice() -> Option<String> {
     use_context::<std::sync::Arc<dyn ConsoleBackend>>().and_then(|b| b.logs_notice())
+}
+
+/// Whether the request log keeps calls that succeeded.
+#[cfg(feature = "ssr")]
+pub(crate) fn successes_logged() -> bool {
+    use_context::<std::sync::Arc<dyn ConsoleBackend>>().is_none_or(|b| b.successes_logged())
 }
 
 /// Who is signed in, for server functions.

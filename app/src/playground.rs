@@ -108,16 +108,31 @@ pub async fn edit_chat(session_id: String, title: String) -> Result<(), ServerFn
     Ok(())
 }
 
-/// What one answer cost, once its request log is written (None until then).
+/// What an answer cost, as far as the request log tells.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq)]
+pub enum Cost {
+    /// Its log is not written yet.
+    #[default]
+    Pending,
+    Known(f64),
+    /// The store keeps no log of calls that succeeded (`disable_spend_logs`).
+    NotLogged,
+}
+
+/// What one answer cost, once its request log is written.
 #[server(prefix = "/ui/api", endpoint = "answer_cost")]
-pub async fn answer_cost(request_id: String) -> Result<Option<f64>, ServerFnError> {
+pub async fn answer_cost(request_id: String) -> Result<Cost, ServerFnError> {
     let v = crate::api::call_api(
         http::Method::GET,
         format!("/spend/logs?request_id={}", crate::urlencode(&request_id)),
         None,
     )
     .await?;
-    Ok(v.get(0).and_then(|r| r["spend"].as_f64()))
+    Ok(match v.get(0).and_then(|r| r["spend"].as_f64()) {
+        Some(c) => Cost::Known(c),
+        None if !crate::api::successes_logged() => Cost::NotLogged,
+        None => Cost::Pending,
+    })
 }
 
 /// What an answer's stream told.
@@ -130,7 +145,7 @@ pub struct Answer {
     pub total_ms: f64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
-    pub cost: Option<f64>,
+    pub cost: Cost,
 }
 
 /// One server-sent event's data: text to add, usage, the model, an error, or the end.
@@ -290,14 +305,15 @@ mod browser {
     /// The answer's cost, once its log is written. Logs are written in
     /// batches off the request path, usually within a second; a busy store
     /// takes longer, so the waits grow (about 30 s in all).
-    pub async fn cost_of(request_id: String) -> Option<f64> {
+    pub async fn cost_of(request_id: String) -> super::Cost {
         for wait in [250, 500, 1000, 1000, 2000, 2000, 4000, 4000, 8000, 8000] {
             sleep_ms(wait).await;
-            if let Ok(Some(c)) = super::answer_cost(request_id.clone()).await {
-                return Some(c);
+            match super::answer_cost(request_id.clone()).await {
+                Ok(super::Cost::Pending) | Err(_) => {}
+                Ok(known) => return known,
             }
         }
-        None
+        super::Cost::Pending
     }
 }
 
@@ -342,6 +358,15 @@ impl Turn {
     }
 }
 
+/// An answer's cost as shown; `pending` while its log is not written.
+fn cost_text(cost: Cost, pending: &str) -> String {
+    match cost {
+        Cost::Known(c) => money(c),
+        Cost::NotLogged => "cost not logged".into(),
+        Cost::Pending => pending.into(),
+    }
+}
+
 /// Tokens, cost and times of an answer, in one line.
 fn answer_line(a: &Answer) -> String {
     let mut parts = vec![format!(
@@ -350,10 +375,7 @@ fn answer_line(a: &Answer) -> String {
         thousands(a.prompt_tokens),
         thousands(a.completion_tokens)
     )];
-    parts.push(match a.cost {
-        Some(c) => money(c),
-        None => "cost pending".into(),
-    });
+    parts.push(cost_text(a.cost, "cost pending"));
     if let Some(t) = a.ttft_ms {
         parts.push(format!("first token {:.0} ms", t));
     }
@@ -542,13 +564,12 @@ fn Chat(models: Vec<String>) -> impl IntoView {
                         if new_session {
                             sessions.refetch();
                         }
-                        if let Some(c) = browser::cost_of(rid).await {
-                            reply.answer.update(|a| {
-                                if let Some(a) = a {
-                                    a.cost = Some(c);
-                                }
-                            });
-                        }
+                        let c = browser::cost_of(rid).await;
+                        reply.answer.update(|a| {
+                            if let Some(a) = a {
+                                a.cost = c;
+                            }
+                        });
                     }
                     Err(e) => reply.error.set(Some(e)),
                 }
@@ -811,13 +832,12 @@ fn Compare(models: Vec<String>) -> impl IntoView {
                     Ok(a) => {
                         let rid = a.request_id.clone();
                         c.answer.set(Some(a));
-                        if let Some(cost) = browser::cost_of(rid).await {
-                            c.answer.update(|a| {
-                                if let Some(a) = a {
-                                    a.cost = Some(cost);
-                                }
-                            });
-                        }
+                        let cost = browser::cost_of(rid).await;
+                        c.answer.update(|a| {
+                            if let Some(a) = a {
+                                a.cost = cost;
+                            }
+                        });
                     }
                     Err(e) => c.error.set(Some(e)),
                 }
@@ -877,7 +897,7 @@ fn Compare(models: Vec<String>) -> impl IntoView {
                         <dt>"Tokens"</dt>
                         <dd>{move || c.answer.get().map(|a| thousands(a.prompt_tokens + a.completion_tokens)).unwrap_or_else(|| "—".into())}</dd>
                         <dt>"Cost"</dt>
-                        <dd>{move || c.answer.get().and_then(|a| a.cost).map(money).unwrap_or_else(|| "—".into())}</dd>
+                        <dd>{move || c.answer.get().map(|a| cost_text(a.cost, "—")).unwrap_or_else(|| "—".into())}</dd>
                     </dl>
                     <div class="bubble md" inner_html=move || to_safe_html(&c.text.get())></div>
                     <Show when=move || c.running.get()>
@@ -893,6 +913,26 @@ fn Compare(models: Vec<String>) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_line_says_what_is_known_of_its_cost() {
+        let mut a = Answer {
+            prompt_tokens: 1200,
+            completion_tokens: 34,
+            total_ms: 812.0,
+            ..Default::default()
+        };
+        assert!(
+            answer_line(&a).contains("cost pending"),
+            "{}",
+            answer_line(&a)
+        );
+        a.cost = Cost::NotLogged;
+        assert!(answer_line(&a).contains("cost not logged"));
+        a.cost = Cost::Known(0.25);
+        assert!(answer_line(&a).contains(&money(0.25)));
+        assert_eq!(cost_text(Cost::Pending, "—"), "—");
+    }
 
     #[test]
     fn sse_events_are_read_when_complete() {

@@ -400,6 +400,10 @@ impl app::ConsoleBackend for Backend {
         self.state.stored_logs.notice().map(str::to_string)
     }
 
+    fn successes_logged(&self) -> bool {
+        self.state.stored_logs.success
+    }
+
     fn model_groups(&self, query: &str, page: u64, page_size: u64) -> ModelGroupPage {
         let snap = self.state.directory.snapshot();
         let stored = |id: &str| {

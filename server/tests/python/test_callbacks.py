@@ -498,17 +498,34 @@ def test_disable_spend_logs_stores_failed_calls_only_and_still_counts_everything
             totals = a.get("/spend/activity", params={"period": "hour", "api_key": token}).json()["totals"]
         assert totals["requests"] == 3 and totals["errors"] == 1 and totals["spend"] > 0
         assert "general_settings.disable_spend_logs" in logs_page(gw)
+        # The playground stops waiting for a cost no log will carry.
+        assert playground_cost(gw, ok) == "NotLogged"
     assert got[ok]["status"] == "success" and got[streamed]["stream"] is True and got[bad]["status"] == "failure"
+
+
+@contextmanager
+def console(gw):
+    """A client signed in to the console with the master key."""
+    with httpx.Client(base_url=gw.url, follow_redirects=False, timeout=30) as b:
+        r = b.post("/ui/session", data={"password": MASTER_KEY, "next": "/ui/logs"})
+        assert r.status_code in (302, 303), r.text
+        yield b
 
 
 def logs_page(gw) -> str:
     """The console's Logs page, as the master key's session sees it."""
-    with httpx.Client(base_url=gw.url, follow_redirects=False, timeout=30) as b:
-        r = b.post("/ui/session", data={"password": MASTER_KEY, "next": "/ui/logs"})
-        assert r.status_code in (302, 303), r.text
+    with console(gw) as b:
         r = b.get("/ui/logs", headers={"accept": "text/html"})
     assert r.status_code == 200, r.text
     return r.text
+
+
+def playground_cost(gw, rid):
+    """What the playground shows of an answer's cost (its server function's answer)."""
+    with console(gw) as b:
+        r = b.post("/ui/api/answer_cost", data={"request_id": rid})
+    assert r.status_code == 200, r.text
+    return r.json()
 
 
 def test_disable_error_logs_stores_calls_that_succeeded_only(mock, slow_mock, tmp_path):
@@ -539,6 +556,8 @@ def test_spend_logs_keep_no_prompts_by_default(gateway, http):
     assert "response" in row and row["response"] is None
     page = logs_page(gateway)
     assert "data-testid=\"logs-table\"" in page and "general_settings.disable_" not in page
+    assert playground_cost(gateway, rid) == {"Known": row["spend"]}
+    assert playground_cost(gateway, "no-such-request") == "Pending"
 
 
 def test_logged_prompts_carry_the_guardrail_placeholders(mock, slow_mock, receiver, tmp_path):
