@@ -14,14 +14,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts "$@" in the background; echoes the URL from its "listening on" line.
+# Starts "$@" in the background and sets started_url from its "listening on"
+# line. Called in this shell, not in $(...): a subshell's pids would be lost
+# and the servers left running after the suite.
 start() {
   local name=$1; shift
   "$@" > "$work/$name.out" 2> "$work/$name.err" &
   pids+=($!)
   for _ in $(seq 1 600); do
     if grep -q "listening on " "$work/$name.out" 2>/dev/null; then
-      sed -n 's/.*listening on //p' "$work/$name.out" | head -n1
+      started_url=$(sed -n 's/.*listening on //p' "$work/$name.out" | head -n1)
       return 0
     fi
     sleep 0.1
@@ -29,7 +31,8 @@ start() {
   echo "$name did not start:" >&2; cat "$work/$name.err" >&2; return 1
 }
 
-mock=$(start mock "$MOCK_BIN" --port 0)
+start mock "$MOCK_BIN" --port 0
+mock=$started_url
 cat > "$work/config.yaml" <<YAML
 model_list:
   - model_name: gpt-4o
@@ -63,11 +66,13 @@ export TOLLGATE_MASTER_KEY=sk-e2e-master
 # before it starts, so Tollgate's port is chosen first.
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 port=$(free_port)
-issuer=$(OIDC_PORT=0 OIDC_CLIENT_ID=tollgate-e2e OIDC_CLIENT_SECRET=e2e-secret \
-  OIDC_REDIRECT_URIS="http://127.0.0.1:$port/ui/oidc/callback" start oidc node "$here/oidc/provider.mjs")
-url=$(DATABASE_URL="sqlite://$work/e2e.db" TOLLGATE_SITE_ROOT="${TOLLGATE_SITE_ROOT:-$root/site}" \
+start oidc env OIDC_PORT=0 OIDC_CLIENT_ID=tollgate-e2e OIDC_CLIENT_SECRET=e2e-secret \
+  OIDC_REDIRECT_URIS="http://127.0.0.1:$port/ui/oidc/callback" node "$here/oidc/provider.mjs"
+issuer=$started_url
+start tollgate env DATABASE_URL="sqlite://$work/e2e.db" TOLLGATE_SITE_ROOT="${TOLLGATE_SITE_ROOT:-$root/site}" \
   OKTA_ISSUER="$issuer" OKTA_CLIENT_ID=tollgate-e2e OKTA_CLIENT_SECRET=e2e-secret OIDC_ADMIN_GROUP=tollgate-admins \
-  AWS_EC2_METADATA_DISABLED=true start tollgate "$TOLLGATE_BIN" serve --port "$port" --config "$work/config.yaml")
+  AWS_EC2_METADATA_DISABLED=true "$TOLLGATE_BIN" serve --port "$port" --config "$work/config.yaml"
+url=$started_url
 
 cd "$here"
 TOLLGATE_URL="$url" EXPECTED_MODELS="gpt-4o,claude-3-5-sonnet,text-embedding-3-small,demo" npx playwright test
