@@ -82,16 +82,6 @@ pub struct StoredLogs {
     pub content: bool,
 }
 
-impl Default for StoredLogs {
-    fn default() -> Self {
-        StoredLogs {
-            success: true,
-            failure: true,
-            content: false,
-        }
-    }
-}
-
 impl StoredLogs {
     /// Whether a call that succeeded (`true`) or failed is kept.
     pub fn keeps(&self, succeeded: bool) -> bool {
