@@ -222,7 +222,7 @@ pub fn observe(r: &RequestLog) {
     m.requests
         .with_label_values(&[group, dep, r.surface, r.outcome, status.as_str()])
         .inc();
-    if r.outcome != "success" {
+    if !r.succeeded() {
         let kind = error_kind(r);
         m.errors.with_label_values(&[group, kind]).inc();
         if kind == "rate_limited" {

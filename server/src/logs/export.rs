@@ -250,7 +250,7 @@ impl Exporters {
     pub fn offer(&self, logs: &[Arc<RequestLog>]) {
         for s in &self.shared {
             let wanted = logs.iter().filter(|l| !l.no_log).filter(|l| {
-                if l.outcome == "success" {
+                if l.succeeded() {
                     s.dest.success
                 } else {
                     s.dest.failure

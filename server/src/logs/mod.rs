@@ -69,6 +69,13 @@ pub struct RequestLog {
     pub no_log: bool,
 }
 
+impl RequestLog {
+    /// Whether the call succeeded (its `outcome` is `success`).
+    pub fn succeeded(&self) -> bool {
+        self.outcome == "success"
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -21,7 +21,7 @@ fn secs(ms: i64) -> f64 {
 
 /// The payload of `log`; `content` says whether its prompt and answer go too.
 pub fn payload(log: &RequestLog, content: bool) -> Value {
-    let failed = log.outcome != "success";
+    let failed = !log.succeeded();
     let mut metadata = Map::new();
     metadata.insert(
         "user_api_key_hash".into(),

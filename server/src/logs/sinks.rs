@@ -426,7 +426,7 @@ fn request_span(log: &RequestLog, content: bool) -> Span {
     if let Some(g) = &log.guardrails {
         a.push(text("tollgate.guardrails", g.to_string()));
     }
-    let failed = log.outcome != "success";
+    let failed = !log.succeeded();
     if failed {
         a.push(text("error.type", log.status_code.to_string()));
     }

@@ -244,7 +244,7 @@ impl Store {
         // spend and the roll-up count them all.
         let kept: Vec<&RequestLog> = rows
             .iter()
-            .filter(|r| stored.keeps(r.outcome == "success"))
+            .filter(|r| stored.keeps(r.succeeded()))
             .collect();
         let updated = match self {
             Store::Sqlite(p) => {

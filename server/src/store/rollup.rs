@@ -58,7 +58,7 @@ pub struct Sums {
 impl Sums {
     fn add_log(&mut self, r: &RequestLog) {
         self.requests += 1;
-        if r.outcome != "success" {
+        if !r.succeeded() {
             self.errors += 1;
         }
         self.prompt_tokens += r.prompt_tokens as i64;
